@@ -1,0 +1,591 @@
+// Package demo is the laptop stand-in of production that `canarybot demo`
+// releases into: a small trading service that imitates the runbook's Node.js
+// service ("spark") closely enough for the default signal queries and alert
+// rules to read it, and a load generator that drives it through the router.
+package demo
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// The two tracks a Service can play. Every metric carries the track as its
+// `track` label, which is what the default signal queries select on.
+const (
+	TrackStable = "stable"
+	TrackCanary = "canary"
+)
+
+// Fault is a defect the demo can plant in the canary to show a rollback.
+type Fault string
+
+const (
+	FaultNone    Fault = "none"
+	FaultLatency Fault = "latency" // +250 ms on every API request: API P95 breaches
+	FaultErrors  Fault = "errors"  // 8 % of API requests answer 503: 5xx rate breaches
+	// FaultTrigger leaves the 8 signals clean and pushes outbox_lag_seconds
+	// to ~45 s, which fires the OutboxLagCritical rule (auto_rollback="true").
+	FaultTrigger Fault = "trigger"
+)
+
+// Faults lists the valid faults in the order they are documented.
+func Faults() []Fault { return []Fault{FaultNone, FaultLatency, FaultErrors, FaultTrigger} }
+
+// ErrUnknownFault is returned (wrapped) by ParseFault.
+var ErrUnknownFault = errors.New("unknown fault")
+
+// ParseFault reads a fault name as given on the command line. The empty
+// string means no fault.
+func ParseFault(s string) (Fault, error) {
+	name := strings.ToLower(strings.TrimSpace(s))
+	if name == "" {
+		return FaultNone, nil
+	}
+	valid := make([]string, 0, len(Faults()))
+	for _, f := range Faults() {
+		if Fault(name) == f {
+			return f, nil
+		}
+		valid = append(valid, string(f))
+	}
+	return "", fmt.Errorf("%w %q: use one of %s", ErrUnknownFault, s, strings.Join(valid, ", "))
+}
+
+// Routes as they appear in the `route` label.
+const (
+	routeQuote     = "/api/quote"
+	routeOrder     = "/api/exec/order"
+	routeCSPReport = "/api/csp-report"
+)
+
+// Simulated behaviour of the clean service. The latency is log-normal with
+// a median of 133 ms and sigma 0.06: with the timer's and the handler's own
+// few milliseconds that is a median of ~135 ms and a true p95 of ~150 ms.
+// histogram_quantile then reads ~150 ms, like the runbook's example table
+// (142-156 ms); a true p95 just above the 150 ms bucket bound would read
+// 160 ms and more, as the interpolation spreads it over the sparse
+// 150-175 ms bucket.
+const (
+	latencyMedian  = 133 * time.Millisecond
+	latencySigma   = 0.06
+	faultLatency   = 250 * time.Millisecond
+	faultErrorRate = 0.08
+	// riskBlockProb is per order: ~0.1 blocks/min at the demo's order rate,
+	// the runbook's example reading, far below the 0.5/min threshold.
+	riskBlockProb = 0.0003
+	// cspPerRequest is the simulated browser CSP report rate. It is added
+	// for every API request, on both tracks alike, so the canary/stable
+	// per-request ratio the CSP signal compares is exactly equal when the
+	// canary is clean; only real reports to /api/csp-report move it.
+	cspPerRequest = 0.02
+	gcEvery       = 20 // requests per simulated GC pause
+	wsInterval    = 100 * time.Millisecond
+	gaugeInterval = 100 * time.Millisecond
+	// idleGCEvery ticks of the gauge loop observe a minor GC without any
+	// request: at stage 1 the canary sees ~1 % of the traffic, and a GC
+	// signal that only moved with requests would read NoData there.
+	idleGCEvery = 5
+	// maxIdempotencyKeys bounds the remembered keys; the oldest go first.
+	// At the demo's order rate that is hours of keys.
+	maxIdempotencyKeys = 1 << 16
+	wsWriteTimeout     = 2 * time.Second
+	maxBody            = 1 << 20
+)
+
+// Content-Security-Policy the service sends, with its report endpoint.
+const cspHeader = "default-src 'self'; connect-src 'self' ws: wss:; frame-ancestors 'none'; report-uri " + routeCSPReport
+
+type instrument struct {
+	symbol string
+	price  float64
+}
+
+// instruments are what the service quotes, with their start prices, in
+// symbol order.
+func instruments() []instrument {
+	return []instrument{{"BTCUSDT", 67000}, {"ETHUSDT", 3500}, {"SOLUSDT", 150}}
+}
+
+// Service is one instance (one track) of the demo trading service. It is an
+// http.Handler; its metrics are on GET /metrics from its own registry.
+type Service struct {
+	track string
+	mux   *http.ServeMux
+	reg   *prometheus.Registry
+	fault atomic.Pointer[Fault]
+
+	// timeScale multiplies the simulated sleeps (1 in production, 0 in
+	// tests). The histogram still observes the unscaled latency, so what
+	// the metrics say does not depend on it.
+	timeScale float64
+	// riskProb is riskBlockProb; tests set it to make blocks certain or
+	// impossible.
+	riskProb float64
+
+	rngMu  sync.Mutex
+	rng    *rand.Rand
+	prices map[string]float64
+
+	keysMu sync.Mutex
+	keys   map[string]struct{}
+	order  []string // ring of keys in insertion order, for eviction
+	next   int
+
+	requests atomic.Uint64 // instrumented API requests, for GC pacing
+
+	done      chan struct{}
+	closeOnce sync.Once
+	wg        sync.WaitGroup
+
+	reqDuration   *prometheus.HistogramVec
+	reqTotal      *prometheus.CounterVec
+	wsStaleness   prometheus.Histogram
+	riskBlocks    prometheus.Counter
+	idempRequests prometheus.Counter
+	idempConflict prometheus.Counter
+	cspViolations prometheus.Counter
+	eventLoopLag  prometheus.Gauge
+	gcDuration    *prometheus.HistogramVec
+	outboxLag     prometheus.Gauge
+}
+
+// NewService starts an instance of the given track ("stable" or "canary")
+// whose simulated randomness is drawn from seed. Close stops it.
+func NewService(track string, seed int64) *Service {
+	if track != TrackStable && track != TrackCanary {
+		panic(fmt.Sprintf("demo.NewService: track %q: use %q or %q", track, TrackStable, TrackCanary))
+	}
+	s := &Service{
+		track:     track,
+		mux:       http.NewServeMux(),
+		reg:       prometheus.NewRegistry(),
+		timeScale: 1,
+		riskProb:  riskBlockProb,
+		rng:       rand.New(rand.NewPCG(uint64(seed), uint64(seed)^0x9e3779b97f4a7c15)),
+		prices:    make(map[string]float64),
+		keys:      make(map[string]struct{}),
+		order:     make([]string, maxIdempotencyKeys),
+		done:      make(chan struct{}),
+	}
+	for _, in := range instruments() {
+		s.prices[in.symbol] = in.price
+	}
+	none := FaultNone
+	s.fault.Store(&none)
+	s.registerMetrics()
+
+	s.mux.HandleFunc("/api/quote", s.api(routeQuote, http.MethodGet, true, s.quote))
+	s.mux.HandleFunc("/api/exec/order", s.api(routeOrder, http.MethodPost, true, s.placeOrder))
+	s.mux.HandleFunc("/api/csp-report", s.api(routeCSPReport, http.MethodPost, false, s.cspReport))
+	s.mux.HandleFunc("/ws", s.ws)
+	s.mux.HandleFunc("/healthz", s.healthz)
+	s.mux.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+
+	s.updateGauges()
+	s.wg.Add(1)
+	go s.gaugeLoop()
+	return s
+}
+
+func (s *Service) registerMetrics() {
+	f := promauto.With(prometheus.WrapRegistererWith(prometheus.Labels{"track": s.track}, s.reg))
+	s.reqDuration = f.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "http_request_duration_seconds",
+		Help: "API request duration.",
+		// Dense around 100-400 ms so histogram_quantile gives a p95 that
+		// tells 150 ms from 200 ms.
+		Buckets: []float64{.005, .01, .025, .05, .075, .1, .125, .15, .175, .2, .25, .3, .4, .5, .75, 1, 2.5},
+	}, []string{"route"})
+	s.reqTotal = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "http_requests_total",
+		Help: "API requests by status code and route.",
+	}, []string{"code", "route"})
+	s.wsStaleness = f.NewHistogram(prometheus.HistogramOpts{
+		Name:    "ws_message_staleness_seconds",
+		Help:    "Age of the price feed data in each WebSocket message when sent.",
+		Buckets: []float64{1, 2, 5, 8, 10, 12, 15, 20, 25, 30, 45, 60, 120},
+	})
+	s.riskBlocks = f.NewCounter(prometheus.CounterOpts{
+		Name: "risk_blocks_total",
+		Help: "Orders blocked by the pre-trade risk check.",
+	})
+	s.idempRequests = f.NewCounter(prometheus.CounterOpts{
+		Name: "idempotency_requests_total",
+		Help: "Orders that carried an idempotency key.",
+	})
+	s.idempConflict = f.NewCounter(prometheus.CounterOpts{
+		Name: "idempotency_conflicts_total",
+		Help: "Orders whose idempotency key was already used.",
+	})
+	s.cspViolations = f.NewCounter(prometheus.CounterOpts{
+		Name: "csp_violations_total",
+		Help: "Content-Security-Policy violation reports (simulated browser rate plus received reports).",
+	})
+	s.eventLoopLag = f.NewGauge(prometheus.GaugeOpts{
+		Name: "nodejs_eventloop_lag_seconds",
+		Help: "Simulated event-loop lag.",
+	})
+	s.gcDuration = f.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "nodejs_gc_duration_seconds",
+		Help:    "Simulated garbage-collection pauses.",
+		Buckets: []float64{.001, .002, .005, .01, .02, .05, .1},
+	}, []string{"kind"})
+	s.outboxLag = f.NewGauge(prometheus.GaugeOpts{
+		Name: "outbox_lag_seconds",
+		Help: "Age of the oldest unpublished outbox event.",
+	})
+
+	// Series that exist from the first scrape, so rate() has a start
+	// point and denominators are not empty before the first error.
+	for _, rc := range []struct{ route, code string }{
+		{routeQuote, "200"}, {routeOrder, "201"}, {routeCSPReport, "204"},
+	} {
+		s.reqTotal.WithLabelValues(rc.code, rc.route)
+		s.reqDuration.WithLabelValues(rc.route)
+	}
+	s.gcDuration.WithLabelValues("minor")
+	s.gcDuration.WithLabelValues("major")
+}
+
+// ServeHTTP serves the service's endpoints. Every response names its track
+// and carries the Content-Security-Policy.
+func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", cspHeader)
+	h.Set("X-Canary-Track", s.track)
+	s.mux.ServeHTTP(w, r)
+}
+
+// SetFault plants f (FaultNone removes it). Safe to call concurrently with
+// requests.
+func (s *Service) SetFault(f Fault) {
+	s.fault.Store(&f)
+	// The trigger must show at the next scrape, not 100 ms later.
+	s.updateGauges()
+}
+
+// Close stops the background goroutines and ends open WebSocket sessions.
+// It waits for the gauge loop only: sessions end on their own once they see
+// the close.
+func (s *Service) Close() {
+	s.closeOnce.Do(func() { close(s.done) })
+	s.wg.Wait()
+}
+
+func (s *Service) currentFault() Fault { return *s.fault.Load() }
+
+func (s *Service) gaugeLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(gaugeInterval)
+	defer t.Stop()
+	for n := 1; ; n++ {
+		select {
+		case <-s.done:
+			return
+		case <-t.C:
+			s.updateGauges()
+			if n%idleGCEvery == 0 {
+				s.gcDuration.WithLabelValues("minor").Observe(s.gcPause())
+			}
+		}
+	}
+}
+
+// updateGauges sets the sampled gauges: event-loop lag ~10-14 ms and the
+// outbox lag ~0.5-2 s, or ~45 s under FaultTrigger.
+func (s *Service) updateGauges() {
+	// Under the lock from reading the fault to setting the gauge, so the
+	// loop cannot overwrite what SetFault just set with a value drawn for
+	// the fault before.
+	s.rngMu.Lock()
+	defer s.rngMu.Unlock()
+	s.eventLoopLag.Set(0.010 + 0.004*s.rng.Float64())
+	outbox := 0.5 + 1.5*s.rng.Float64()
+	if s.currentFault() == FaultTrigger {
+		outbox = 44 + 2*s.rng.Float64()
+	}
+	s.outboxLag.Set(outbox)
+}
+
+func (s *Service) gcPause() float64 {
+	s.rngMu.Lock()
+	defer s.rngMu.Unlock()
+	return 0.006 + 0.004*s.rng.Float64()
+}
+
+// apiResult is what an API endpoint answers: a status and a JSON body (nil
+// for none).
+type apiResult struct {
+	status int
+	body   any
+}
+
+// api wraps an endpoint with what every API request goes through: the
+// method check, the simulated latency, the planted faults (when simulated
+// is true) and the request metrics.
+//
+// The clean service never answers 5xx: at stage 1 the canary sees ~1 % of
+// the traffic, and one 5xx among the few requests of a thin window would
+// read as a breach of the 1 % threshold that nothing caused.
+func (s *Service) api(route, method string, simulated bool, fn func(*http.Request) apiResult) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		if r.Method != method {
+			w.Header().Set("Allow", method)
+			res := apiResult{http.StatusMethodNotAllowed, errorBody(fmt.Sprintf("%s %s: use %s", r.Method, route, method))}
+			writeJSON(w, res)
+			s.observe(route, res.status, time.Since(start))
+			return
+		}
+		// Read the body first: the server notices a client leaving
+		// during the sleep only once the body is consumed.
+		_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, maxBody))
+		fault := s.currentFault()
+		var simulatedLatency time.Duration
+		failed := false
+		if simulated {
+			simulatedLatency, failed = s.sample(fault)
+			sleep := time.Duration(float64(simulatedLatency) * s.timeScale)
+			if sleep > 0 {
+				t := time.NewTimer(sleep)
+				select {
+				case <-t.C:
+				case <-r.Context().Done():
+					// Nobody is left to answer; an abandoned request is
+					// neither a success nor a server error.
+					t.Stop()
+					return
+				case <-s.done:
+					t.Stop()
+					failed = true
+				}
+			}
+		}
+
+		res := apiResult{http.StatusServiceUnavailable, errorBody("upstream unavailable, retry later")}
+		if !failed {
+			res = fn(r)
+		}
+		writeJSON(w, res)
+
+		// The histogram observes the latency the real service would have
+		// had: the real time spent plus the part of the simulated sleep
+		// that timeScale skipped.
+		s.observe(route, res.status, time.Since(start)+time.Duration(float64(simulatedLatency)*(1-s.timeScale)))
+		if simulated && s.requests.Add(1)%gcEvery == 0 {
+			kind := "minor"
+			if s.chance(0.1) {
+				kind = "major"
+			}
+			s.gcDuration.WithLabelValues(kind).Observe(s.gcPause())
+		}
+	}
+}
+
+// observe records one answered API request.
+func (s *Service) observe(route string, status int, d time.Duration) {
+	s.reqDuration.WithLabelValues(route).Observe(d.Seconds())
+	s.reqTotal.WithLabelValues(strconv.Itoa(status), route).Inc()
+	s.cspViolations.Add(cspPerRequest)
+}
+
+// sample draws one request's latency and whether it fails, under fault.
+func (s *Service) sample(fault Fault) (time.Duration, bool) {
+	s.rngMu.Lock()
+	defer s.rngMu.Unlock()
+	d := time.Duration(float64(latencyMedian) * math.Exp(latencySigma*s.rng.NormFloat64()))
+	failed := false
+	switch fault {
+	case FaultLatency:
+		d += faultLatency
+	case FaultErrors:
+		failed = s.rng.Float64() < faultErrorRate
+	}
+	return d, failed
+}
+
+func (s *Service) chance(p float64) bool {
+	s.rngMu.Lock()
+	defer s.rngMu.Unlock()
+	return s.rng.Float64() < p
+}
+
+// price moves sym's price by a small random step and returns it.
+func (s *Service) price(sym string) (float64, bool) {
+	s.rngMu.Lock()
+	defer s.rngMu.Unlock()
+	p, ok := s.prices[sym]
+	if !ok {
+		return 0, false
+	}
+	p *= 1 + 0.0005*s.rng.NormFloat64()
+	s.prices[sym] = p
+	return p, true
+}
+
+func knownSymbols() string {
+	var names []string
+	for _, in := range instruments() {
+		names = append(names, in.symbol)
+	}
+	return strings.Join(names, ", ")
+}
+
+type quote struct {
+	Symbol string    `json:"symbol"`
+	Price  float64   `json:"price"`
+	Bid    float64   `json:"bid"`
+	Ask    float64   `json:"ask"`
+	Track  string    `json:"track"`
+	Time   time.Time `json:"time"`
+}
+
+func (s *Service) quote(r *http.Request) apiResult {
+	sym := strings.ToUpper(r.URL.Query().Get("symbol"))
+	if sym == "" {
+		return apiResult{http.StatusBadRequest, errorBody("missing query parameter symbol: use one of " + knownSymbols())}
+	}
+	p, ok := s.price(sym)
+	if !ok {
+		return apiResult{http.StatusNotFound, errorBody(fmt.Sprintf("unknown symbol %q: use one of %s", sym, knownSymbols()))}
+	}
+	spread := p * 0.0001
+	return apiResult{http.StatusOK, quote{Symbol: sym, Price: round2(p), Bid: round2(p - spread), Ask: round2(p + spread), Track: s.track, Time: time.Now().UTC()}}
+}
+
+// IdempotencyHeader is the header an order must carry.
+const IdempotencyHeader = "X-Idempotency-Key"
+
+type orderResult struct {
+	OrderID string `json:"order_id"`
+	Status  string `json:"status"`
+	Track   string `json:"track"`
+}
+
+// placeOrder accepts an order once per idempotency key: the first use is
+// 201, a repeat is 409 and counts a conflict. A rare order is blocked by
+// the risk check (422); its key is spent all the same.
+func (s *Service) placeOrder(r *http.Request) apiResult {
+	key := strings.TrimSpace(r.Header.Get(IdempotencyHeader))
+	if key == "" {
+		return apiResult{http.StatusBadRequest, errorBody("missing header " + IdempotencyHeader + ": send a unique key per order")}
+	}
+	s.idempRequests.Inc()
+	if !s.remember(key) {
+		s.idempConflict.Inc()
+		return apiResult{http.StatusConflict, errorBody(fmt.Sprintf("idempotency key %q was already used", key))}
+	}
+	if s.chance(s.riskProb) {
+		s.riskBlocks.Inc()
+		return apiResult{http.StatusUnprocessableEntity, orderResult{OrderID: key, Status: "risk_blocked", Track: s.track}}
+	}
+	return apiResult{http.StatusCreated, orderResult{OrderID: key, Status: "accepted", Track: s.track}}
+}
+
+// remember records key and reports whether it was new.
+func (s *Service) remember(key string) bool {
+	s.keysMu.Lock()
+	defer s.keysMu.Unlock()
+	if _, seen := s.keys[key]; seen {
+		return false
+	}
+	if old := s.order[s.next]; old != "" {
+		delete(s.keys, old)
+	}
+	s.order[s.next] = key
+	s.next = (s.next + 1) % len(s.order)
+	s.keys[key] = struct{}{}
+	return true
+}
+
+// cspReport takes a browser's violation report; each one counts, on top
+// of the simulated rate.
+func (s *Service) cspReport(*http.Request) apiResult {
+	s.cspViolations.Inc()
+	return apiResult{status: http.StatusNoContent}
+}
+
+func (s *Service) healthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	fmt.Fprintf(w, "ok %s\n", s.track)
+}
+
+type priceMessage struct {
+	Type    string    `json:"type"`
+	Symbol  string    `json:"symbol"`
+	Price   float64   `json:"price"`
+	FeedAge float64   `json:"feed_age_s"`
+	Track   string    `json:"track"`
+	Time    time.Time `json:"time"`
+}
+
+// ws pushes a price message every 100 ms until the client goes away. Each
+// message carries a simulated feed age of 8-13 s, observed as staleness
+// when it is sent.
+func (s *Service) ws(w http.ResponseWriter, r *http.Request) {
+	c, err := websocket.Accept(w, r, nil)
+	if err != nil {
+		return // Accept has answered the client.
+	}
+	defer c.CloseNow()
+	// The client sends nothing; CloseRead answers its close frame and
+	// cancels ctx when it leaves.
+	ctx := c.CloseRead(context.Background())
+	t := time.NewTicker(wsInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.done:
+			c.Close(websocket.StatusGoingAway, "service stopping")
+			return
+		case <-t.C:
+		}
+		p, _ := s.price("BTCUSDT")
+		s.rngMu.Lock()
+		age := 8 + 5*s.rng.Float64()
+		s.rngMu.Unlock()
+		msg, err := json.Marshal(priceMessage{Type: "price", Symbol: "BTCUSDT", Price: round2(p), FeedAge: age, Track: s.track, Time: time.Now().UTC()})
+		if err != nil {
+			return
+		}
+		wctx, cancel := context.WithTimeout(ctx, wsWriteTimeout)
+		err = c.Write(wctx, websocket.MessageText, msg)
+		cancel()
+		if err != nil {
+			return
+		}
+		s.wsStaleness.Observe(age)
+	}
+}
+
+func errorBody(msg string) map[string]string { return map[string]string{"error": msg} }
+
+func writeJSON(w http.ResponseWriter, res apiResult) {
+	if res.body == nil {
+		w.WriteHeader(res.status)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(res.status)
+	_ = json.NewEncoder(w).Encode(res.body)
+}
+
+func round2(v float64) float64 { return math.Round(v*100) / 100 }

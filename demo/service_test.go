@@ -1,0 +1,485 @@
+package demo
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/coder/websocket"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql/parser"
+
+	"github.com/canarybot/canarybot/config"
+)
+
+// newTestService serves a Service whose simulated sleeps are skipped, so a
+// test sends hundreds of requests in milliseconds; the metrics still
+// observe the simulated latency.
+func newTestService(t *testing.T, track string) (*Service, *httptest.Server) {
+	t.Helper()
+	s := NewService(track, 42)
+	s.timeScale = 0
+	s.riskProb = 0
+	srv := httptest.NewServer(s)
+	t.Cleanup(func() {
+		srv.Close()
+		s.Close()
+	})
+	return s, srv
+}
+
+func do(t *testing.T, method, url string, header map[string]string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, string(body)
+}
+
+// sample is one line of the text exposition.
+type sample struct {
+	name   string
+	labels map[string]string
+	value  float64
+}
+
+var labelRE = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"`)
+
+// scrape reads srv's /metrics in the text format.
+func scrape(t *testing.T, srv *httptest.Server) []sample {
+	t.Helper()
+	resp, err := http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %s", resp.Status)
+	}
+	var out []sample
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		smp := sample{labels: map[string]string{}}
+		rest := line
+		if i := strings.IndexByte(line, '{'); i >= 0 {
+			j := strings.LastIndexByte(line, '}')
+			smp.name = line[:i]
+			for _, m := range labelRE.FindAllStringSubmatch(line[i+1:j], -1) {
+				smp.labels[m[1]] = m[2]
+			}
+			rest = strings.TrimSpace(line[j+1:])
+		} else {
+			smp.name, rest, _ = strings.Cut(line, " ")
+		}
+		v, err := strconv.ParseFloat(strings.Fields(rest)[0], 64)
+		if err != nil {
+			t.Fatalf("exposition line %q: %v", line, err)
+		}
+		smp.value = v
+		out = append(out, smp)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// sum adds the values of the samples named name whose labels include want.
+func sum(samples []sample, name string, want map[string]string) (float64, bool) {
+	total, found := 0.0, false
+next:
+	for _, s := range samples {
+		if s.name != name {
+			continue
+		}
+		for k, v := range want {
+			if s.labels[k] != v {
+				continue next
+			}
+		}
+		total += s.value
+		found = true
+	}
+	return total, found
+}
+
+func TestParseFault(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    Fault
+		wantErr bool
+	}{
+		{"none", FaultNone, false},
+		{"", FaultNone, false},
+		{"latency", FaultLatency, false},
+		{" Errors ", FaultErrors, false},
+		{"trigger", FaultTrigger, false},
+		{"slow", "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := ParseFault(tt.in)
+			if tt.wantErr {
+				if !errors.Is(err, ErrUnknownFault) {
+					t.Fatalf("ParseFault(%q) error = %v, want ErrUnknownFault", tt.in, err)
+				}
+				for _, f := range Faults() {
+					if !strings.Contains(err.Error(), string(f)) {
+						t.Errorf("error %q does not list the valid fault %q", err, f)
+					}
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("ParseFault(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestNewServiceRejectsUnknownTrack(t *testing.T) {
+	defer func() {
+		if r := recover(); r == nil || !strings.Contains(r.(string), "canery") {
+			t.Fatalf("NewService(\"canery\") recovered %v, want a panic naming the track", r)
+		}
+	}()
+	NewService("canery", 1)
+}
+
+func TestServiceEndpoints(t *testing.T) {
+	_, srv := newTestService(t, TrackCanary)
+	tests := []struct {
+		name     string
+		method   string
+		path     string
+		header   map[string]string
+		want     int
+		wantBody string
+	}{
+		{"quote", http.MethodGet, "/api/quote?symbol=BTCUSDT", nil, http.StatusOK, `"symbol":"BTCUSDT"`},
+		{"quote lower case", http.MethodGet, "/api/quote?symbol=ethusdt", nil, http.StatusOK, `"symbol":"ETHUSDT"`},
+		{"quote without symbol", http.MethodGet, "/api/quote", nil, http.StatusBadRequest, "BTCUSDT, ETHUSDT, SOLUSDT"},
+		{"quote unknown symbol", http.MethodGet, "/api/quote?symbol=DOGE", nil, http.StatusNotFound, `unknown symbol`},
+		{"quote wrong method", http.MethodPost, "/api/quote?symbol=BTCUSDT", nil, http.StatusMethodNotAllowed, "use GET"},
+		{"order", http.MethodPost, "/api/exec/order", map[string]string{IdempotencyHeader: "k-1"}, http.StatusCreated, `"status":"accepted"`},
+		{"order without key", http.MethodPost, "/api/exec/order", nil, http.StatusBadRequest, IdempotencyHeader},
+		{"order wrong method", http.MethodGet, "/api/exec/order", nil, http.StatusMethodNotAllowed, "use POST"},
+		{"csp report", http.MethodPost, "/api/csp-report", nil, http.StatusNoContent, ""},
+		{"healthz", http.MethodGet, "/healthz", nil, http.StatusOK, "ok canary"},
+		{"metrics", http.MethodGet, "/metrics", nil, http.StatusOK, "http_requests_total"},
+		{"ws without upgrade", http.MethodGet, "/ws", nil, http.StatusUpgradeRequired, ""},
+		{"unknown path", http.MethodGet, "/nope", nil, http.StatusNotFound, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, body := do(t, tt.method, srv.URL+tt.path, tt.header)
+			if resp.StatusCode != tt.want {
+				t.Fatalf("%s %s = %d %q, want %d", tt.method, tt.path, resp.StatusCode, body, tt.want)
+			}
+			if !strings.Contains(body, tt.wantBody) {
+				t.Errorf("body %q does not contain %q", body, tt.wantBody)
+			}
+			if got := resp.Header.Get("X-Canary-Track"); got != TrackCanary {
+				t.Errorf("X-Canary-Track = %q, want %q", got, TrackCanary)
+			}
+			if got := resp.Header.Get("Content-Security-Policy"); !strings.Contains(got, "default-src 'self'") {
+				t.Errorf("Content-Security-Policy = %q", got)
+			}
+		})
+	}
+}
+
+func TestIdempotency(t *testing.T) {
+	_, srv := newTestService(t, TrackStable)
+	steps := []struct {
+		key  string
+		want int
+	}{
+		{"order-a", http.StatusCreated},
+		{"order-a", http.StatusConflict},
+		{"order-b", http.StatusCreated},
+		{"order-a", http.StatusConflict},
+	}
+	for i, st := range steps {
+		resp, body := do(t, http.MethodPost, srv.URL+"/api/exec/order", map[string]string{IdempotencyHeader: st.key})
+		if resp.StatusCode != st.want {
+			t.Fatalf("step %d: key %q = %d %q, want %d", i, st.key, resp.StatusCode, body, st.want)
+		}
+	}
+	m := scrape(t, srv)
+	for name, want := range map[string]float64{"idempotency_requests_total": 4, "idempotency_conflicts_total": 2} {
+		if got, _ := sum(m, name, map[string]string{"track": TrackStable}); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+}
+
+func TestIdempotencyKeysAreBounded(t *testing.T) {
+	s := NewService(TrackStable, 1)
+	defer s.Close()
+	s.order = make([]string, 2)
+	for _, k := range []string{"a", "b", "c"} {
+		if !s.remember(k) {
+			t.Fatalf("remember(%q) = false for a new key", k)
+		}
+	}
+	if s.remember("c") {
+		t.Error(`remember("c") = true for a key still remembered`)
+	}
+	if !s.remember("a") {
+		t.Error(`remember("a") = false, want the oldest key forgotten`)
+	}
+	if len(s.keys) != 2 {
+		t.Errorf("%d keys remembered, want the bound 2", len(s.keys))
+	}
+}
+
+func TestRiskBlock(t *testing.T) {
+	s, srv := newTestService(t, TrackCanary)
+	s.riskProb = 1
+	resp, body := do(t, http.MethodPost, srv.URL+"/api/exec/order", map[string]string{IdempotencyHeader: "risky"})
+	if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(body, "risk_blocked") {
+		t.Fatalf("order = %d %q, want 422 risk_blocked", resp.StatusCode, body)
+	}
+	if got, _ := sum(scrape(t, srv), "risk_blocks_total", nil); got != 1 {
+		t.Errorf("risk_blocks_total = %v, want 1", got)
+	}
+}
+
+// TestMetricsCoverDefaultSignals checks that every series the default
+// signal queries select is exposed, from the first scrape, by the track
+// the selector asks for.
+func TestMetricsCoverDefaultSignals(t *testing.T) {
+	services := map[string][]sample{}
+	for _, track := range []string{TrackStable, TrackCanary} {
+		_, srv := newTestService(t, track)
+		services[track] = scrape(t, srv)
+	}
+	p := parser.NewParser(parser.Options{})
+	checked := 0
+	for _, sig := range config.DefaultSignals() {
+		for _, q := range []string{sig.Query, sig.BaselineQuery} {
+			if q == "" {
+				continue
+			}
+			expr, err := p.ParseExpr(strings.ReplaceAll(q, "{{window}}", "1m"))
+			if err != nil {
+				t.Fatalf("signal %s: %v", sig.Name, err)
+			}
+			parser.Inspect(expr, func(n parser.Node, _ []parser.Node) error {
+				vs, ok := n.(*parser.VectorSelector)
+				if !ok {
+					return nil
+				}
+				track := ""
+				for _, m := range vs.LabelMatchers {
+					if m.Name == "track" && m.Type == labels.MatchEqual {
+						track = m.Value
+					}
+				}
+				samples, ok := services[track]
+				if !ok {
+					t.Errorf("signal %s: selector %s does not select track stable or canary", sig.Name, vs)
+					return nil
+				}
+				if _, found := sum(samples, vs.Name, map[string]string{"track": track}); !found {
+					t.Errorf("signal %s: the %s service exposes no %s{track=%q}", sig.Name, track, vs.Name, track)
+				}
+				checked++
+				return nil
+			})
+		}
+	}
+	if checked < len(config.DefaultSignals()) {
+		t.Fatalf("checked %d selectors, want at least one per signal", checked)
+	}
+	// The OutboxLagCritical alert rule reads this one.
+	if _, found := sum(services[TrackCanary], "outbox_lag_seconds", map[string]string{"track": TrackCanary}); !found {
+		t.Error(`no outbox_lag_seconds{track="canary"}`)
+	}
+}
+
+// sendQuotes sends n quote requests and returns how many answered 503.
+func sendQuotes(t *testing.T, srv *httptest.Server, n int) int {
+	t.Helper()
+	failed := 0
+	for range n {
+		resp, body := do(t, http.MethodGet, srv.URL+"/api/quote?symbol=BTCUSDT", nil)
+		switch resp.StatusCode {
+		case http.StatusOK:
+		case http.StatusServiceUnavailable:
+			failed++
+		default:
+			t.Fatalf("quote = %d %q", resp.StatusCode, body)
+		}
+	}
+	return failed
+}
+
+func TestFaults(t *testing.T) {
+	const n = 200
+	tests := []struct {
+		fault      Fault
+		slow       bool // every request slower than 250 ms
+		errors     bool // some 503s
+		outboxHigh bool // outbox lag above the 30 s alert bound
+	}{
+		{FaultNone, false, false, false},
+		{FaultLatency, true, false, false},
+		{FaultErrors, false, true, false},
+		{FaultTrigger, false, false, true},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.fault), func(t *testing.T) {
+			s, srv := newTestService(t, TrackCanary)
+			s.SetFault(tt.fault)
+			failed := sendQuotes(t, srv, n)
+			m := scrape(t, srv)
+			quote := map[string]string{"route": routeQuote}
+
+			count, _ := sum(m, "http_request_duration_seconds_count", quote)
+			under250, _ := sum(m, "http_request_duration_seconds_bucket", map[string]string{"route": routeQuote, "le": "0.25"})
+			if count != n {
+				t.Fatalf("duration count = %v, want %d", count, n)
+			}
+			if tt.slow && under250 != 0 {
+				t.Errorf("%v of %d requests under 250 ms with the latency fault", under250, n)
+			}
+			if !tt.slow {
+				if under250 != n {
+					t.Errorf("%v of %d requests under 250 ms, want all", under250, n)
+				}
+				// The clean p95 sits between the 125 and 175 ms bounds.
+				under125, _ := sum(m, "http_request_duration_seconds_bucket", map[string]string{"route": routeQuote, "le": "0.125"})
+				under175, _ := sum(m, "http_request_duration_seconds_bucket", map[string]string{"route": routeQuote, "le": "0.175"})
+				if under125 > 0.95*n || under175 < 0.95*n {
+					t.Errorf("p95 outside 125-175 ms: %v under 125 ms, %v under 175 ms of %d", under125, under175, n)
+				}
+			}
+
+			got503, _ := sum(m, "http_requests_total", map[string]string{"code": "503"})
+			if int(got503) != failed {
+				t.Errorf("http_requests_total{code=503} = %v, client saw %d", got503, failed)
+			}
+			if tt.errors != (failed > 0) || failed > n/2 {
+				t.Errorf("%d of %d requests answered 503 with fault %q", failed, n, tt.fault)
+			}
+
+			outbox, _ := sum(m, "outbox_lag_seconds", nil)
+			if tt.outboxHigh != (outbox > 30) {
+				t.Errorf("outbox_lag_seconds = %v with fault %q", outbox, tt.fault)
+			}
+		})
+	}
+}
+
+func TestClearingFaultRestoresOutbox(t *testing.T) {
+	s, srv := newTestService(t, TrackCanary)
+	s.SetFault(FaultTrigger)
+	s.SetFault(FaultNone)
+	if v, _ := sum(scrape(t, srv), "outbox_lag_seconds", nil); v < 0.5 || v > 2 {
+		t.Errorf("outbox_lag_seconds = %v after clearing the trigger, want 0.5-2", v)
+	}
+}
+
+// TestSimulatedProcessMetrics checks the values behind the CSP, event-loop
+// and GC signals after some traffic.
+func TestSimulatedProcessMetrics(t *testing.T) {
+	const n = 100
+	_, srv := newTestService(t, TrackStable)
+	sendQuotes(t, srv, n)
+	do(t, http.MethodPost, srv.URL+"/api/exec/order", nil) // a 400 is an API request too
+	m := scrape(t, srv)
+
+	reqs, _ := sum(m, "http_requests_total", nil)
+	csp, _ := sum(m, "csp_violations_total", nil)
+	if reqs != n+1 || math.Abs(csp-0.02*reqs) > 1e-9 {
+		t.Errorf("csp_violations_total = %v for %v requests, want exactly 0.02 per request", csp, reqs)
+	}
+
+	if lag, _ := sum(m, "nodejs_eventloop_lag_seconds", nil); lag < 0.010 || lag > 0.014 {
+		t.Errorf("nodejs_eventloop_lag_seconds = %v, want 0.010-0.014", lag)
+	}
+
+	gcCount, _ := sum(m, "nodejs_gc_duration_seconds_count", nil)
+	gcSum, _ := sum(m, "nodejs_gc_duration_seconds_sum", nil)
+	if gcCount < n/gcEvery {
+		t.Fatalf("%v GC pauses after %d requests, want at least %d", gcCount, n, n/gcEvery)
+	}
+	if avg := gcSum / gcCount; avg < 0.006 || avg > 0.010 {
+		t.Errorf("GC pause average %v s, want 6-10 ms", avg)
+	}
+}
+
+func TestWebSocket(t *testing.T) {
+	s, srv := newTestService(t, TrackCanary)
+	ctx := context.Background()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http")+"/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	for i := range 3 {
+		_, data, err := c.Read(ctx)
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		var msg priceMessage
+		if err := json.Unmarshal(data, &msg); err != nil {
+			t.Fatalf("message %d %q: %v", i, data, err)
+		}
+		if msg.Type != "price" || msg.Symbol != "BTCUSDT" || msg.Track != TrackCanary || msg.Price <= 0 {
+			t.Errorf("message %d = %+v", i, msg)
+		}
+		if msg.FeedAge < 8 || msg.FeedAge > 13 {
+			t.Errorf("message %d feed age %v s, want 8-13", i, msg.FeedAge)
+		}
+	}
+	// Each message is observed after it is written and before the next
+	// one is, so three messages read means at least two observed.
+	if n, _ := sum(scrape(t, srv), "ws_message_staleness_seconds_count", nil); n < 2 {
+		t.Errorf("ws_message_staleness_seconds_count = %v after 3 messages", n)
+	}
+
+	s.Close()
+	for {
+		if _, _, err = c.Read(ctx); err != nil {
+			break
+		}
+	}
+	if got := websocket.CloseStatus(err); got != websocket.StatusGoingAway {
+		t.Errorf("session ended with %v (status %v), want going away on Close", err, got)
+	}
+}
+
+func TestServiceCloseIsIdempotent(t *testing.T) {
+	s := NewService(TrackStable, 3)
+	s.Close()
+	s.Close()
+}

@@ -1,0 +1,156 @@
+package rollout
+
+import (
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Apply carries out a person's command. A refused command changes nothing
+// but the war-room log and returns a *RefusedError saying why; a command
+// whose ID was already applied is ignored.
+func (m *Machine) Apply(r *Release, c Command, now time.Time) error {
+	if c.ID != "" && slices.Contains(r.Commands, c.ID) {
+		return nil
+	}
+	if c.ID != "" {
+		r.Commands = append(r.Commands, c.ID)
+		if len(r.Commands) > maxRememberedCommands {
+			r.Commands = r.Commands[len(r.Commands)-maxRememberedCommands:]
+		}
+	}
+	if why := m.refusal(r, c); why != "" {
+		m.log(r, now, c.User, LogRefused, c.String()+" — refused: "+why)
+		m.notify(r, now, EventCommand, fmt.Sprintf("%s: `%s` refused: %s", c.User, c.String(), why), nil)
+		return &RefusedError{Command: c, Why: why}
+	}
+	m.log(r, now, c.User, LogCommand, c.String())
+	m.notify(r, now, EventCommand, fmt.Sprintf("%s: `%s`", c.User, c.String()), nil)
+	switch c.Kind {
+	case CmdPromote:
+		m.promote(r, now, c.User)
+	case CmdHold:
+		d := c.Duration
+		if d <= 0 {
+			d = m.Plan.Hold
+		}
+		r.HoldUntil, r.ManualHold = now.Add(d), true
+		r.HoldReason = fmt.Sprintf("held by %s until %s", c.User, r.HoldUntil.UTC().Format("15:04"))
+		if c.Reason != "" {
+			r.HoldReason += ": " + c.Reason
+		}
+		r.Holds++
+		r.Last = Decision{Kind: Hold, Reason: r.HoldReason}
+		m.notify(r, now, EventHold, "HOLD: "+r.HoldReason, nil)
+	case CmdResume:
+		r.HoldUntil, r.HoldReason, r.ManualHold = time.Time{}, "", false
+		r.Last = Decision{}
+	case CmdRollback:
+		reason := c.Reason
+		if reason == "" {
+			reason = "manual"
+		}
+		m.rollback(r, now, c.User, reason, nil)
+	case CmdAbort:
+		reason := c.Reason
+		if reason == "" {
+			reason = "NO-GO"
+		}
+		m.abort(r, now, c.User, reason)
+	case CmdReview, CmdGo:
+		step := StepRedTeam
+		if c.Kind == CmdGo {
+			step = StepGoNoGo
+		}
+		detail := c.Reason
+		if detail == "" && c.Kind == CmdGo {
+			detail = "GO"
+		}
+		r.Steps = append(r.Steps, StepRecord{Name: step, Status: GatePassed, Detail: detail, By: c.User, At: now})
+	case CmdHandover:
+		r.IC = c.Target
+		m.notify(r, now, EventCommand, fmt.Sprintf("%s is now the Incident Commander", c.Target), nil)
+	}
+	return nil
+}
+
+// maxRememberedCommands bounds the command IDs kept for deduplication.
+const maxRememberedCommands = 200
+
+// refusal says why a command cannot be applied now, or "" if it can.
+func (m *Machine) refusal(r *Release, c Command) string {
+	if r.Phase.Terminal() {
+		return fmt.Sprintf("the release is %s", r.Phase)
+	}
+	icOnly := func() string {
+		if c.User != r.IC {
+			return fmt.Sprintf("only the Incident Commander (%s) may %s", r.IC, c.Kind)
+		}
+		return ""
+	}
+	canary := r.Phase == PhaseStage || r.Phase == PhaseFirstNight
+	switch c.Kind {
+	case CmdPromote:
+		if why := icOnly(); why != "" {
+			return why
+		}
+		if r.Phase != PhaseStage {
+			return fmt.Sprintf("nothing to promote in phase %s", r.Phase)
+		}
+		if r.Last.Kind != Proceed {
+			last := string(r.Last.Kind)
+			if last == "" {
+				last = "not decided yet"
+			}
+			return fmt.Sprintf("the last decision is %s (%s); promote only on Proceed", last, r.Last.Reason)
+		}
+	case CmdHold, CmdResume:
+		if why := icOnly(); why != "" {
+			return why
+		}
+		if !canary {
+			return fmt.Sprintf("no canary is running (phase %s)", r.Phase)
+		}
+		if c.Kind == CmdResume && r.HoldUntil.IsZero() {
+			return "the release is not holding"
+		}
+	case CmdRollback:
+		if why := icOnly(); why != "" {
+			return why
+		}
+	case CmdAbort:
+		if why := icOnly(); why != "" {
+			return why
+		}
+		if canary {
+			return "traffic has moved: use rollback"
+		}
+	case CmdGo:
+		if why := icOnly(); why != "" {
+			return why
+		}
+		if r.Phase != Phase(StepGoNoGo) {
+			return fmt.Sprintf("the release is at %s, not at go/no-go", r.Phase)
+		}
+		if _, ok := r.StepRecord(StepGoNoGo); ok {
+			return "GO is already recorded"
+		}
+	case CmdReview:
+		if r.Phase != Phase(StepRedTeam) {
+			return fmt.Sprintf("the release is at %s, not at the red-team review", r.Phase)
+		}
+		if _, ok := r.StepRecord(StepRedTeam); ok {
+			return "the review is already recorded"
+		}
+	case CmdHandover:
+		if why := icOnly(); why != "" {
+			return why
+		}
+		if c.Target == "" {
+			return "name the new IC"
+		}
+	default:
+		return fmt.Sprintf("unknown command %q", c.Kind)
+	}
+	return ""
+}

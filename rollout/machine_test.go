@@ -1,0 +1,500 @@
+package rollout_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/canarybot/canarybot/clock"
+	"github.com/canarybot/canarybot/config"
+	"github.com/canarybot/canarybot/rollout"
+)
+
+// runbookExample is the runbook's war-room table: the canary's values at
+// each of the five stages.
+var runbookExample = []map[string]float64{
+	{"api_p95": 0.142, "error_5xx": 0.002, "ws_staleness": 8, "idempotency_conflicts": 0.001, "csp_violations": 0.0200, "eventloop_p95": 0.012, "gc_pause_avg": 0.008, "risk_blocks": 0.1},
+	{"api_p95": 0.145, "error_5xx": 0.003, "ws_staleness": 9, "idempotency_conflicts": 0.002, "csp_violations": 0.0202, "eventloop_p95": 0.015, "gc_pause_avg": 0.010, "risk_blocks": 0.1},
+	{"api_p95": 0.148, "error_5xx": 0.003, "ws_staleness": 11, "idempotency_conflicts": 0.002, "csp_violations": 0.0204, "eventloop_p95": 0.018, "gc_pause_avg": 0.012, "risk_blocks": 0.1},
+	{"api_p95": 0.152, "error_5xx": 0.004, "ws_staleness": 12, "idempotency_conflicts": 0.003, "csp_violations": 0.0206, "eventloop_p95": 0.020, "gc_pause_avg": 0.014, "risk_blocks": 0.2},
+	{"api_p95": 0.156, "error_5xx": 0.004, "ws_staleness": 13, "idempotency_conflicts": 0.003, "csp_violations": 0.0208, "eventloop_p95": 0.022, "gc_pause_avg": 0.016, "risk_blocks": 0.2},
+}
+
+const cspBaseline = 0.02
+
+// readingsAt builds a tick's readings from a table of values; a missing
+// value reads as an empty result.
+func readingsAt(p *rollout.Plan, at time.Time, vals map[string]float64) []rollout.Reading {
+	var out []rollout.Reading
+	for _, s := range p.Signals {
+		rd := rollout.Reading{Signal: s.Name, At: at, Query: p.ResolveQuery(s.Query), Baseline: cspBaseline}
+		v, ok := vals[s.Name]
+		if ok {
+			rd.Value = v
+		} else {
+			rd.Err = rollout.ErrNoValues
+		}
+		out = append(out, rd)
+	}
+	return out
+}
+
+func with(base map[string]float64, k string, v float64) map[string]float64 {
+	out := map[string]float64{}
+	for a, b := range base {
+		out[a] = b
+	}
+	out[k] = v
+	return out
+}
+
+func without(base map[string]float64, k string) map[string]float64 {
+	out := with(base, k, 0)
+	delete(out, k)
+	return out
+}
+
+// stageRelease returns a release at the start of stage i of the default plan.
+func stageRelease(m *rollout.Machine, i int) *rollout.Release {
+	r := &rollout.Release{ID: "r", Version: "v1.4.0", IC: "alice", Phase: rollout.PhaseStage, Stage: i, PhaseStarted: t0, Weight: m.Plan.Stages[i].Weight}
+	return r
+}
+
+// TestDecisions drives a stage of the default plan tick by tick and checks
+// the decision after the last tick.
+func TestDecisions(t *testing.T) {
+	plan := config.Default()
+	tick := plan.Tick
+	steady := func(vals map[string]float64) func(i int) map[string]float64 {
+		return func(int) map[string]float64 { return vals }
+	}
+	tests := []struct {
+		name  string
+		stage int
+		ticks int // 30 s ticks; 30 = a whole 15-minute dwell
+		vals  func(i int) map[string]float64
+		fire  func(i int) []rollout.Alert
+		aerr  error
+		want  rollout.DecisionKind
+		auto  bool
+		why   string
+	}{
+		{name: "runbook stage 1 after its dwell", stage: 0, ticks: 30, vals: steady(runbookExample[0]), want: rollout.Proceed},
+		{name: "runbook stage 4 after its dwell", stage: 3, ticks: 30, vals: steady(runbookExample[3]), want: rollout.Proceed},
+		{name: "runbook stage 5 needs its 30-minute dwell", stage: 4, ticks: 30, vals: steady(runbookExample[4]), want: rollout.Continue},
+		{name: "runbook stage 5 after 30 minutes", stage: 4, ticks: 60, vals: steady(runbookExample[4]), want: rollout.Proceed},
+		{name: "healthy but dwell not over", stage: 0, ticks: 10, vals: steady(runbookExample[0]), want: rollout.Continue},
+		{name: "p95 climbing 120→190ms within the stage holds", stage: 1, ticks: 30, vals: func(i int) map[string]float64 {
+			return with(runbookExample[1], "api_p95", 0.120+0.070*float64(i)/29)
+		}, want: rollout.Hold, why: "api_p95"},
+		{name: "breach rolls back at once", stage: 2, ticks: 3, vals: func(i int) map[string]float64 {
+			if i == 2 {
+				return with(runbookExample[2], "api_p95", 0.312)
+			}
+			return runbookExample[2]
+		}, want: rollout.Rollback, auto: true, why: "api_p95"},
+		{name: "NaN never proceeds", stage: 0, ticks: 30, vals: func(i int) map[string]float64 {
+			return with(runbookExample[0], "error_5xx", math.NaN())
+		}, want: rollout.Hold, why: "no data"},
+		{name: "empty result never proceeds", stage: 0, ticks: 30, vals: func(i int) map[string]float64 {
+			return without(runbookExample[0], "gc_pause_avg")
+		}, want: rollout.Hold, why: "gc_pause_avg"},
+		{name: "firing trigger rolls back", stage: 0, ticks: 2, vals: steady(runbookExample[0]), fire: func(i int) []rollout.Alert {
+			if i == 1 {
+				return []rollout.Alert{{Name: "EventLoopBackpressure", Labels: map[string]string{"auto_rollback": "true"}}}
+			}
+			return nil
+		}, want: rollout.Rollback, auto: true, why: "EventLoopBackpressure"},
+		{name: "alert without the trigger label is not a trigger", stage: 0, ticks: 30, vals: steady(runbookExample[0]), fire: func(i int) []rollout.Alert {
+			return []rollout.Alert{{Name: "Info", Labels: map[string]string{"severity": "info"}}}
+		}, want: rollout.Proceed},
+		{name: "CSP at baseline+9% passes", stage: 0, ticks: 30, vals: steady(with(runbookExample[0], "csp_violations", cspBaseline*1.09)), want: rollout.Proceed},
+		{name: "CSP at baseline+11% rolls back", stage: 0, ticks: 1, vals: steady(with(runbookExample[0], "csp_violations", cspBaseline*1.11)), want: rollout.Rollback, auto: true, why: "csp_violations"},
+		{name: "alerts unreadable three times holds", stage: 0, ticks: 30, vals: steady(runbookExample[0]), aerr: errors.New("prometheus down"), want: rollout.Hold, why: "alerts"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m := &rollout.Machine{Plan: &plan, Render: textRenderer{}}
+			r := stageRelease(m, tc.stage)
+			var d rollout.Decision
+			for i := 0; i < tc.ticks && !r.Phase.Terminal(); i++ {
+				at := t0.Add(time.Duration(i+1) * tick)
+				var fire []rollout.Alert
+				if tc.fire != nil {
+					fire = tc.fire(i)
+				}
+				d = m.Tick(r, readingsAt(&plan, at, tc.vals(i)), fire, tc.aerr, at)
+			}
+			if d.Kind != tc.want {
+				t.Fatalf("decision %s (%s), want %s", d.Kind, d.Reason, tc.want)
+			}
+			if d.Auto != tc.auto {
+				t.Errorf("auto = %v, want %v", d.Auto, tc.auto)
+			}
+			if !strings.Contains(d.Reason+strings.Join(d.Signals, ","), tc.why) {
+				t.Errorf("decision %q does not name %q", d.Reason, tc.why)
+			}
+			if tc.want == rollout.Rollback && (r.Phase != rollout.PhaseRolledBack || r.Weight != 0) {
+				t.Errorf("after rollback phase=%s weight=%d", r.Phase, r.Weight)
+			}
+		})
+	}
+}
+
+// TestQueryErrorsRetryThenHold: a failing query is retried (Continue) until
+// MaxQueryErrors in a row, then the release holds and pages the IC once.
+func TestQueryErrorsRetryThenHold(t *testing.T) {
+	plan := config.Default()
+	m := &rollout.Machine{Plan: &plan, Render: textRenderer{}}
+	r := stageRelease(m, 0)
+	var kinds []rollout.DecisionKind
+	for i := range 5 {
+		at := t0.Add(time.Duration(i+1) * plan.Tick)
+		rds := readingsAt(&plan, at, runbookExample[0])
+		rds[0].Err = errors.New("context deadline exceeded")
+		kinds = append(kinds, m.Tick(r, rds, nil, nil, at).Kind)
+	}
+	want := []rollout.DecisionKind{rollout.Continue, rollout.Continue, rollout.Hold, rollout.Hold, rollout.Hold}
+	if fmt.Sprint(kinds) != fmt.Sprint(want) {
+		t.Fatalf("decisions %v, want %v", kinds, want)
+	}
+	pages := 0
+	for _, e := range r.Log {
+		if strings.Contains(e.Text, "PAGE IC") {
+			pages++
+		}
+	}
+	if pages != 1 {
+		t.Errorf("paged %d times, want once", pages)
+	}
+	// The query recovers: the hold lifts without a timer.
+	at := t0.Add(6 * plan.Tick)
+	if d := m.Tick(r, readingsAt(&plan, at, runbookExample[0]), nil, nil, at); d.Kind != rollout.Continue {
+		t.Errorf("after recovery: %s (%s), want Continue", d.Kind, d.Reason)
+	}
+}
+
+// TestRisingHoldsFifteenMinutes: a Rising signal holds for plan.Hold, and
+// the stage proceeds only when the hold is over and the trend has gone.
+func TestRisingHoldsFifteenMinutes(t *testing.T) {
+	plan := config.Default()
+	m := &rollout.Machine{Plan: &plan, Render: textRenderer{}}
+	r := stageRelease(m, 0)
+	i := 0
+	tickAt := func(v float64) rollout.Decision {
+		i++
+		at := t0.Add(time.Duration(i) * plan.Tick)
+		return m.Tick(r, readingsAt(&plan, at, with(runbookExample[0], "api_p95", v)), nil, nil, at)
+	}
+	for k := range 12 {
+		tickAt(0.120 + 0.006*float64(k))
+	}
+	if r.Last.Kind != rollout.Hold {
+		t.Fatalf("climb: %s, want Hold", r.Last.Kind)
+	}
+	holdEnd := r.HoldUntil
+	if got := holdEnd.Sub(r.Rows[len(r.Rows)-1].At); got > plan.Hold {
+		t.Fatalf("hold lasts %s, want at most %s", got, plan.Hold)
+	}
+	// Flat again from here; the hold still runs until its end.
+	for t0.Add(time.Duration(i+1) * plan.Tick).Before(holdEnd) {
+		if d := tickAt(0.150); d.Kind == rollout.Proceed {
+			t.Fatalf("proceeded during the hold at tick %d (hold until %s)", i, holdEnd.Format("15:04:05"))
+		}
+	}
+	// The lookback still sees the climb for a while; once it ages out the
+	// stage proceeds.
+	var d rollout.Decision
+	for range 40 {
+		if d = tickAt(0.150); d.Kind == rollout.Proceed {
+			break
+		}
+	}
+	if d.Kind != rollout.Proceed {
+		t.Fatalf("never proceeded after the hold: %s (%s)", d.Kind, d.Reason)
+	}
+}
+
+// TestCommandAuthority: only the IC promotes, holds, resumes, rolls back; a
+// refusal changes nothing but the log.
+func TestCommandAuthority(t *testing.T) {
+	plan := config.Default()
+	tests := []struct {
+		name    string
+		setup   func(r *rollout.Release)
+		cmd     rollout.Command
+		refused string
+	}{
+		{name: "IC promotes on Proceed", setup: func(r *rollout.Release) { r.Last = rollout.Decision{Kind: rollout.Proceed} }, cmd: rollout.Command{Kind: rollout.CmdPromote, User: "alice"}},
+		{name: "other user may not promote", setup: func(r *rollout.Release) { r.Last = rollout.Decision{Kind: rollout.Proceed} }, cmd: rollout.Command{Kind: rollout.CmdPromote, User: "bob"}, refused: "only the Incident Commander (alice)"},
+		{name: "no promote on Hold", setup: func(r *rollout.Release) { r.Last = rollout.Decision{Kind: rollout.Hold, Reason: "no data"} }, cmd: rollout.Command{Kind: rollout.CmdPromote, User: "alice"}, refused: "last decision is Hold"},
+		{name: "no promote before a decision", setup: func(r *rollout.Release) {}, cmd: rollout.Command{Kind: rollout.CmdPromote, User: "alice"}, refused: "not decided yet"},
+		{name: "IC holds", setup: func(r *rollout.Release) {}, cmd: rollout.Command{Kind: rollout.CmdHold, User: "alice", Duration: 10 * time.Minute}},
+		{name: "resume when not holding", setup: func(r *rollout.Release) {}, cmd: rollout.Command{Kind: rollout.CmdResume, User: "alice"}, refused: "not holding"},
+		{name: "IC rolls back", setup: func(r *rollout.Release) {}, cmd: rollout.Command{Kind: rollout.CmdRollback, User: "alice", Reason: "drill gone wrong"}},
+		{name: "other user may not roll back", setup: func(r *rollout.Release) {}, cmd: rollout.Command{Kind: rollout.CmdRollback, User: "mallory"}, refused: "only the Incident Commander"},
+		{name: "GO outside go/no-go", setup: func(r *rollout.Release) {}, cmd: rollout.Command{Kind: rollout.CmdGo, User: "alice"}, refused: "not at go/no-go"},
+		{name: "abort after traffic moved", setup: func(r *rollout.Release) {}, cmd: rollout.Command{Kind: rollout.CmdAbort, User: "alice"}, refused: "use rollback"},
+		{name: "hand over command", setup: func(r *rollout.Release) {}, cmd: rollout.Command{Kind: rollout.CmdHandover, User: "alice", Target: "carol"}},
+		{name: "unknown command", setup: func(r *rollout.Release) {}, cmd: rollout.Command{Kind: "deploy", User: "alice"}, refused: "unknown command"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m := &rollout.Machine{Plan: &plan, Render: textRenderer{}}
+			r := stageRelease(m, 1)
+			tc.setup(r)
+			before := *r
+			err := m.Apply(r, tc.cmd, t0)
+			if tc.refused == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				if got := r.Log[len(before.Log)]; got.Kind != rollout.LogCommand || got.User != tc.cmd.User {
+					t.Errorf("accepted command not logged as %s's command: %+v", tc.cmd.User, got)
+				}
+				return
+			}
+			var re *rollout.RefusedError
+			if !errors.As(err, &re) || !strings.Contains(re.Why, tc.refused) {
+				t.Fatalf("err %v, want a refusal saying %q", err, tc.refused)
+			}
+			if r.Phase != before.Phase || r.Stage != before.Stage || r.Weight != before.Weight || r.IC != before.IC || !r.HoldUntil.Equal(before.HoldUntil) {
+				t.Errorf("a refused command changed the release")
+			}
+			if got := r.Log[len(r.Log)-1]; got.Kind != rollout.LogRefused || got.User != tc.cmd.User {
+				t.Errorf("refusal not logged: %+v", got)
+			}
+		})
+	}
+}
+
+func TestCommandIdempotent(t *testing.T) {
+	plan := config.Default()
+	m := &rollout.Machine{Plan: &plan, Render: textRenderer{}}
+	r := stageRelease(m, 0)
+	r.Last = rollout.Decision{Kind: rollout.Proceed}
+	c := rollout.Command{ID: "c1", Kind: rollout.CmdPromote, User: "alice"}
+	if err := m.Apply(r, c, t0); err != nil {
+		t.Fatal(err)
+	}
+	r.Last = rollout.Decision{Kind: rollout.Proceed}
+	if err := m.Apply(r, c, t0); err != nil {
+		t.Fatal(err)
+	}
+	if r.Stage != 1 {
+		t.Fatalf("stage %d after the same promote twice, want 1", r.Stage+1)
+	}
+}
+
+// runRelease drives a whole release with the given ports until it ends or
+// the run fails.
+func newRunner(plan *rollout.Plan, st rollout.Store, w *world, clk rollout.Clock, metrics rollout.Metrics, inbox rollout.Inbox) *rollout.Runner {
+	return &rollout.Runner{
+		Machine: &rollout.Machine{Plan: plan, Render: textRenderer{}},
+		Metrics: metrics, Alerts: noAlerts{}, Traffic: w, Notifier: w, Evidence: w,
+		Store: st, Clock: clk, Inbox: inbox,
+	}
+}
+
+// shortPlan is the default plan with minutes instead of quarter hours, so a
+// whole release is a few dozen ticks.
+func shortPlan() *rollout.Plan {
+	p := config.Default()
+	for i := range p.Stages {
+		p.Stages[i].Dwell = 2 * time.Minute
+	}
+	p.Hold = time.Minute
+	p.FirstNight.Cadence = []rollout.Cadence{{Until: 2 * time.Minute, Every: time.Minute}, {Until: 4 * time.Minute, Every: 2 * time.Minute}}
+	return &p
+}
+
+func healthy(plan *rollout.Plan) scriptedMetrics {
+	return scriptedMetrics{plan: plan, value: func(signal string, baseline bool, at time.Time) (float64, error) {
+		if baseline {
+			return cspBaseline, nil
+		}
+		return runbookExample[0][signal], nil
+	}}
+}
+
+func TestWholeReleaseCompletes(t *testing.T) {
+	plan := shortPlan()
+	st, w := newMemStore(), newWorld()
+	clk := clock.NewFake(t0)
+	rn := newRunner(plan, st, w, clk, healthy(plan), scriptedIC{store: st, user: "alice"})
+	ctx := context.Background()
+	if _, err := rn.Start(ctx, "rel", "v1.4.0", "alice", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := rn.Run(ctx, "rel")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Phase != rollout.PhaseComplete {
+		t.Fatalf("phase %s, want complete", r.Phase)
+	}
+	if fmt.Sprint(w.changes) != "[1 5 25 50 100]" {
+		t.Errorf("weights %v, want the five stages", w.changes)
+	}
+	for _, step := range []rollout.StepName{rollout.StepFreeze, rollout.StepPreflight, rollout.StepGreenButton} {
+		rec, ok := r.StepRecord(step)
+		if !ok || rec.Status != rollout.GateSkipped {
+			t.Errorf("step %s: %+v, want recorded as skipped (no gate configured)", step, rec)
+		}
+	}
+	for _, f := range []string{"rollout_stage_1.txt", "rollout_stage_100.txt", "summary_stage_25.txt", "baseline_v1.4.0.prom", "release_oneliner.txt", "mini_rca_v1.4.0.md", "warroom_log.txt"} {
+		if _, ok := w.files[f]; !ok {
+			t.Errorf("evidence %s missing; have %v", f, w.fileNames())
+		}
+	}
+	if n := r.Snapshots; n != 3 {
+		t.Errorf("first-night snapshots %d, want 3", n)
+	}
+}
+
+// TestScheduledTimeline: with a T-0, each step runs at its T-minus offset
+// and stage 1 starts at T-0, after the GO.
+func TestScheduledTimeline(t *testing.T) {
+	plan := shortPlan()
+	st, w := newMemStore(), newWorld()
+	start := t0.Add(-45 * time.Minute)
+	clk := clock.NewFake(start)
+	rn := newRunner(plan, st, w, clk, healthy(plan), scriptedIC{store: st, user: "alice"})
+	ctx := context.Background()
+	if _, err := rn.Start(ctx, "rel", "v1.4.0", "alice", t0); err != nil {
+		t.Fatal(err)
+	}
+	r, err := rn.Run(ctx, "rel")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range plan.Timeline {
+		rec, ok := r.StepRecord(s.Name)
+		if !ok {
+			t.Fatalf("step %s never ran", s.Name)
+		}
+		if s.Name == rollout.StepRedTeam || s.Name == rollout.StepGoNoGo {
+			continue // recorded when the person acted
+		}
+		if due := t0.Add(s.Offset); rec.At.Before(due) || rec.At.After(due.Add(plan.Tick)) {
+			t.Errorf("step %s ran at %s, due %s", s.Name, rec.At.Format("15:04:05"), due.Format("15:04:05"))
+		}
+	}
+	first := r.Rows[0]
+	if first.Stage != 1 || first.At.Before(t0) {
+		t.Errorf("first stage row at %s (stage %d), want at or after T-0", first.At, first.Stage)
+	}
+}
+
+// TestResumeAtEveryStop stops the process at every operation that touches
+// the world — every save and every side effect, before and after it takes
+// effect — then resumes from the store with a new process. Each resumed run
+// must end where the uninterrupted one ends, with the same weight changes,
+// the same messages and evidence, and no traffic change repeated.
+func TestResumeAtEveryStop(t *testing.T) {
+	plan := shortPlan()
+	plan.Tick = time.Minute // fewer ticks, same transitions
+	ctx := context.Background()
+	// attempt runs fn, turning the fakes' crash panic into errCrash.
+	attempt := func(fn func() error) (err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				if p != errCrash {
+					panic(p)
+				}
+				err = errCrash
+			}
+		}()
+		return fn()
+	}
+	run := func(c *crasher) (*rollout.Release, *world, error) {
+		st, w := newMemStore(), newWorld()
+		st.crash, w.crash, w.store = c, c, st
+		clk := clock.NewFake(t0)
+		ic := scriptedIC{store: st, user: "alice"}
+		var r *rollout.Release
+		err := attempt(func() error {
+			rn := newRunner(plan, st, w, clk, healthy(plan), ic)
+			if _, err := rn.Start(ctx, "rel", "v1.4.0", "alice", time.Time{}); err != nil {
+				return err
+			}
+			var err error
+			r, err = rn.Run(ctx, "rel")
+			return err
+		})
+		if err == nil {
+			return r, w, nil
+		}
+		if !errors.Is(err, errCrash) {
+			return nil, w, err
+		}
+		// A new process: new runner and machine, same store and world.
+		st.crash, w.crash = nil, nil
+		rn := newRunner(plan, st, w, clk, healthy(plan), ic)
+		if _, lerr := st.Load(ctx, "rel"); errors.Is(lerr, rollout.ErrNotFound) {
+			// Stopped before the release was first saved: start it again.
+			if _, err := rn.Start(ctx, "rel", "v1.4.0", "alice", time.Time{}); err != nil {
+				return nil, w, err
+			}
+		}
+		r, err = rn.Run(ctx, "rel")
+		return r, w, err
+	}
+	ref, refWorld, err := run(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(refWorld.unrecorded) > 0 {
+		t.Fatalf("side effects carried out before they were persisted: %v", refWorld.unrecorded)
+	}
+	total := &crasher{}
+	if _, _, err := run(total); err != nil {
+		t.Fatal(err)
+	}
+	if total.ops < 100 {
+		t.Fatalf("only %d operations in a whole release; the test would prove little", total.ops)
+	}
+	for at := 1; at <= total.ops; at++ {
+		for _, before := range []bool{true, false} {
+			t.Run(fmt.Sprintf("op%d/before=%v", at, before), func(t *testing.T) {
+				t.Parallel()
+				r, w, err := run(&crasher{at: at, before: before})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r.Phase != ref.Phase || r.Stage != ref.Stage || len(r.Rows) != len(ref.Rows) || r.Snapshots != ref.Snapshots {
+					t.Fatalf("ended %s stage %d rows %d, want %s stage %d rows %d", r.Phase, r.Stage, len(r.Rows), ref.Phase, ref.Stage, len(ref.Rows))
+				}
+				if fmt.Sprint(w.changes) != fmt.Sprint(refWorld.changes) {
+					t.Fatalf("weight changes %v, want %v", w.changes, refWorld.changes)
+				}
+				if len(w.sent) != len(refWorld.sent) {
+					t.Fatalf("%d messages, want %d", len(w.sent), len(refWorld.sent))
+				}
+				for k, ev := range refWorld.sent {
+					if got, ok := w.sent[k]; !ok || got.Text != ev.Text {
+						t.Fatalf("message %s = %q, want %q", k, got.Text, ev.Text)
+					}
+				}
+				if len(w.unrecorded) > 0 {
+					t.Fatalf("side effects carried out before they were persisted: %v", w.unrecorded)
+				}
+				if w.repeats > 1 {
+					t.Fatalf("%d messages delivered again; at most the one in flight may be", w.repeats)
+				}
+				if fmt.Sprint(w.fileNames()) != fmt.Sprint(refWorld.fileNames()) {
+					t.Fatalf("evidence %v, want %v", w.fileNames(), refWorld.fileNames())
+				}
+				for f, data := range refWorld.files {
+					if string(w.files[f]) != string(data) {
+						t.Fatalf("evidence %s differs:\n%s\nwant\n%s", f, w.files[f], data)
+					}
+				}
+			})
+		}
+	}
+}

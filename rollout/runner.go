@@ -1,0 +1,305 @@
+package rollout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Inbox hands the runner the commands people queued for a release from
+// another process (the CLI). In-process callers use Runner.Wake instead of
+// polling.
+type Inbox interface {
+	Take(ctx context.Context, id string) ([]Command, error)
+}
+
+// BatchMetrics is implemented by Metrics adapters that can answer a tick's
+// queries together more cheaply than one by one.
+type BatchMetrics interface {
+	QueryAll(ctx context.Context, queries []string, at time.Time) ([]Sample, []error)
+}
+
+// Runner drives a release through its plan with the ports it is given. It
+// persists the release before every side effect and carries the effects out
+// in order, so that a process stopped at any point resumes where it was.
+type Runner struct {
+	Machine  *Machine
+	Metrics  Metrics
+	Alerts   Alerts
+	Traffic  Traffic
+	Notifier Notifier
+	Evidence Evidence
+	Store    Store
+	Clock    Clock
+	// Gates run the timeline's steps; a step without a gate is recorded as
+	// skipped, never as passed.
+	Gates map[StepName]Gate
+	Inbox Inbox
+	// Wake, when it fires, makes the runner look at its inbox at once.
+	Wake <-chan struct{}
+	// QueryTimeout bounds each signal query; zero means half a tick.
+	QueryTimeout time.Duration
+	Log          *slog.Logger
+}
+
+func (rn *Runner) logger() *slog.Logger {
+	if rn.Log != nil {
+		return rn.Log
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// Start creates and persists a release, and carries out its first effects.
+func (rn *Runner) Start(ctx context.Context, id, version, ic string, t0 time.Time) (*Release, error) {
+	if _, err := rn.Store.Load(ctx, id); err == nil {
+		return nil, fmt.Errorf("release %s already exists: resume it with `canarybot run --resume` or choose another state file", id)
+	} else if !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+	r := rn.Machine.New(id, version, ic, t0, rn.Clock.Now())
+	return r, rn.flush(ctx, r)
+}
+
+// Run drives the release until it is complete, rolled back or aborted, or
+// ctx ends. It first finishes any side effects a previous process left
+// pending and reconciles the traffic weight with the recorded one.
+func (rn *Runner) Run(ctx context.Context, id string) (*Release, error) {
+	r, err := rn.Store.Load(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := rn.flush(ctx, r); err != nil {
+		return r, err
+	}
+	if err := rn.reconcile(ctx, r); err != nil {
+		return r, err
+	}
+	for !r.Phase.Terminal() {
+		if err := rn.step(ctx, r); err != nil {
+			return r, err
+		}
+	}
+	return r, nil
+}
+
+// reconcile makes the router's weight the one the release recorded: after a
+// crash between persisting a stage and moving traffic, or after someone
+// changed the weight by hand.
+func (rn *Runner) reconcile(ctx context.Context, r *Release) error {
+	if r.Phase != PhaseStage && r.Phase != PhaseFirstNight && !r.Phase.Terminal() {
+		return nil
+	}
+	if r.Phase == PhaseComplete || r.Phase == PhaseAborted {
+		return nil
+	}
+	got, err := rn.Traffic.Weight(ctx)
+	if err != nil {
+		return fmt.Errorf("reconcile: read canary weight: %w", err)
+	}
+	if got == r.Weight {
+		return nil
+	}
+	rn.logger().Warn("canary weight differs from the recorded one; restoring it", "observed", got, "recorded", r.Weight)
+	rn.Machine.log(r, rn.Clock.Now(), "canarybot", LogSystem,
+		fmt.Sprintf("reconcile: router weight was %d%%, release records %d%%; set back to %d%%", got, r.Weight, r.Weight))
+	rn.Machine.emit(r, Effect{Kind: EffectWeight, Weight: r.Weight})
+	return rn.flush(ctx, r)
+}
+
+// step waits for what the release waits for, then does it.
+func (rn *Runner) step(ctx context.Context, r *Release) error {
+	if err := rn.takeCommands(ctx, r); err != nil {
+		return err
+	}
+	if r.Phase.Terminal() {
+		return nil
+	}
+	w := rn.Machine.Next(r)
+	now := rn.Clock.Now()
+	if w.Kind == WaitCommand || now.Before(w.At) {
+		wait := rn.Machine.Plan.Tick
+		if w.Kind != WaitCommand && w.At.Sub(now) < wait {
+			wait = w.At.Sub(now)
+		}
+		return rn.sleep(ctx, wait)
+	}
+	switch w.Kind {
+	case WaitStep:
+		res := rn.runGate(ctx, r, w.Step)
+		rn.Machine.StepDone(r, w.Step, res, rn.Clock.Now())
+	case WaitTick:
+		readings := rn.read(ctx, r, now)
+		var firing []Alert
+		var alertsErr error
+		if rn.Alerts != nil {
+			firing, alertsErr = rn.Alerts.Firing(ctx, now)
+		}
+		rn.Machine.Tick(r, readings, firing, alertsErr, now)
+	}
+	return rn.flush(ctx, r)
+}
+
+func (rn *Runner) sleep(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-rn.Clock.After(d):
+	case <-rn.Wake:
+	}
+	return nil
+}
+
+func (rn *Runner) takeCommands(ctx context.Context, r *Release) error {
+	if rn.Inbox == nil {
+		return nil
+	}
+	cmds, err := rn.Inbox.Take(ctx, r.ID)
+	if err != nil {
+		return fmt.Errorf("read queued commands: %w", err)
+	}
+	for _, c := range cmds {
+		if err := rn.Machine.Apply(r, c, rn.Clock.Now()); err != nil {
+			rn.logger().Info("command refused", "user", c.User, "command", c.String(), "why", err)
+		}
+	}
+	if len(cmds) == 0 {
+		return nil
+	}
+	return rn.flush(ctx, r)
+}
+
+// Do applies one command in-process (the Slack bot and the demo's IC) and
+// persists the result before returning.
+func (rn *Runner) Do(ctx context.Context, r *Release, c Command) error {
+	applyErr := rn.Machine.Apply(r, c, rn.Clock.Now())
+	if err := rn.flush(ctx, r); err != nil {
+		return err
+	}
+	return applyErr
+}
+
+func (rn *Runner) runGate(ctx context.Context, r *Release, name StepName) GateResult {
+	if name == StepRedTeam || name == StepGoNoGo {
+		return GateResult{Status: GatePassed}
+	}
+	g := rn.Gates[name]
+	if g == nil {
+		return GateResult{Status: GateSkipped, Detail: "not configured"}
+	}
+	res, err := g.Run(ctx, r)
+	if err != nil {
+		return GateResult{Status: GateFailed, Detail: err.Error()}
+	}
+	return res
+}
+
+// read queries every signal (and each relative signal's baseline) at once.
+func (rn *Runner) read(ctx context.Context, r *Release, at time.Time) []Reading {
+	p := rn.Machine.Plan
+	timeout := rn.QueryTimeout
+	if timeout <= 0 {
+		timeout = p.Tick / 2
+	}
+	qctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var queries []string
+	for _, s := range p.Signals {
+		queries = append(queries, p.ResolveQuery(s.Query))
+		if s.Relative {
+			queries = append(queries, p.ResolveQuery(s.BaselineQuery))
+		}
+	}
+	samples, errs := rn.queryAll(qctx, queries, at)
+	out := make([]Reading, 0, len(p.Signals))
+	i := 0
+	for _, s := range p.Signals {
+		rd := Reading{Signal: s.Name, Query: queries[i], At: at, Value: samples[i].Value, Err: errs[i], Warnings: samples[i].Warnings}
+		i++
+		if s.Relative {
+			rd.Baseline, rd.BaselineErr = samples[i].Value, errs[i]
+			i++
+		}
+		out = append(out, rd)
+	}
+	return out
+}
+
+func (rn *Runner) queryAll(ctx context.Context, queries []string, at time.Time) ([]Sample, []error) {
+	if b, ok := rn.Metrics.(BatchMetrics); ok {
+		return b.QueryAll(ctx, queries, at)
+	}
+	samples := make([]Sample, len(queries))
+	errs := make([]error, len(queries))
+	var wg sync.WaitGroup
+	for i, q := range queries {
+		wg.Go(func() {
+			samples[i], errs[i] = rn.Metrics.Query(ctx, q, at)
+		})
+	}
+	wg.Wait()
+	return samples, errs
+}
+
+// flush persists the release with its pending effects, then carries them
+// out one by one, persisting after each. An effect that fails stays pending
+// and is retried with backoff: a rollback is never given up.
+func (rn *Runner) flush(ctx context.Context, r *Release) error {
+	if err := rn.Store.Save(ctx, r); err != nil {
+		return fmt.Errorf("persist release: %w", err)
+	}
+	backoff := time.Second
+	for len(r.Pending) > 0 {
+		e := r.Pending[0]
+		if err := rn.execute(ctx, e); err != nil {
+			rn.logger().Error("side effect failed; retrying", "key", e.Key, "kind", e.Kind, "err", err, "retry_in", backoff)
+			if err := rn.sleep(ctx, backoff); err != nil {
+				return err
+			}
+			backoff = min(backoff*2, time.Minute)
+			continue
+		}
+		backoff = time.Second
+		r.Pending = r.Pending[1:]
+		if err := rn.Store.Save(ctx, r); err != nil {
+			return fmt.Errorf("persist release: %w", err)
+		}
+	}
+	return nil
+}
+
+func (rn *Runner) execute(ctx context.Context, e Effect) error {
+	switch e.Kind {
+	case EffectWeight:
+		cur, err := rn.Traffic.Weight(ctx)
+		if err != nil {
+			return fmt.Errorf("read canary weight: %w", err)
+		}
+		if cur != e.Weight {
+			if err := rn.Traffic.SetWeight(ctx, e.Weight); err != nil {
+				return fmt.Errorf("set canary weight %d%%: %w", e.Weight, err)
+			}
+		}
+		got, err := rn.Traffic.Weight(ctx)
+		if err != nil {
+			return fmt.Errorf("read back canary weight: %w", err)
+		}
+		if got != e.Weight {
+			return fmt.Errorf("canary weight reads %d%% after setting %d%%", got, e.Weight)
+		}
+		return nil
+	case EffectNotify:
+		if rn.Notifier == nil {
+			return nil
+		}
+		return rn.Notifier.Notify(ctx, e.Key, *e.Event)
+	case EffectEvidence:
+		if rn.Evidence == nil {
+			return nil
+		}
+		return rn.Evidence.Write(ctx, e.File, e.Data)
+	}
+	return fmt.Errorf("unknown effect kind %q", e.Kind)
+}
