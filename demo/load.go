@@ -29,6 +29,12 @@ type LoadConfig struct {
 	// WSClients is how many WebSocket clients stay connected; each
 	// reconnects every ~2 s so that weight changes move them too.
 	WSClients int
+	// WSSession is how long a WebSocket client stays before it reconnects;
+	// 0 means 2 s. Shorter sessions spread clients over the tracks faster.
+	WSSession time.Duration
+	// OrderShare is the fraction of requests that are idempotent orders;
+	// 0 means 0.2.
+	OrderShare float64
 	// Concurrency bounds the HTTP requests in flight; a tick that finds
 	// the bound reached is dropped and counted. 0 picks RPS/2+8, room for
 	// the service's ~150 ms (or a faulty canary's ~400 ms) per request.
@@ -193,7 +199,11 @@ func (l *Load) request(parent context.Context, base string) {
 	defer cancel()
 	var req *http.Request
 	var err error
-	if mrand.Float64() < orderShare {
+	share := l.cfg.OrderShare
+	if share <= 0 {
+		share = orderShare
+	}
+	if mrand.Float64() < share {
 		req, err = http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/exec/order", strings.NewReader(`{"symbol":"BTCUSDT","side":"buy","qty":0.01}`))
 		if err == nil {
 			req.Header.Set("Content-Type", "application/json")
@@ -251,7 +261,11 @@ func (l *Load) wsSession(ctx context.Context, wsURL string) error {
 	}
 	defer c.CloseNow()
 	l.wsSessions.Add(1)
-	span := time.Duration(float64(wsSession) * (1 + wsSessionJitter*(2*mrand.Float64()-1)))
+	session := l.cfg.WSSession
+	if session <= 0 {
+		session = wsSession
+	}
+	span := time.Duration(float64(session) * (1 + wsSessionJitter*(2*mrand.Float64()-1)))
 	end := time.Now().Add(span)
 	for time.Now().Before(end) {
 		rctx, cancel := context.WithTimeout(ctx, wsReadTimeout)

@@ -132,6 +132,7 @@ func (m *Machine) StepDone(r *Release, name StepName, res GateResult, now time.T
 func (m *Machine) startStage(r *Release, i int, now time.Time) {
 	st := m.Plan.Stages[i]
 	r.Phase, r.Stage, r.PhaseStarted = PhaseStage, i, now
+	r.StageStarts = append(r.StageStarts[:min(i, len(r.StageStarts))], now)
 	r.HoldUntil, r.HoldReason, r.ManualHold, r.Holds, r.Paged = time.Time{}, "", false, 0, false
 	r.ErrorStreak = nil
 	r.Last = Decision{}
@@ -225,7 +226,18 @@ func (m *Machine) judge(r *Release, readings []Reading) []Measurement {
 				}
 			}
 		}
+		recorded := false
+		if spec.Relative {
+			if _, _, ok := unusable(rd.BaselineErr, rd.Baseline); !ok {
+				// At 100% the stable track serves nothing: compare with the
+				// last baseline this release saw instead.
+				if b, ok := r.lastBaseline(spec.Name); ok {
+					rd.Baseline, rd.BaselineErr, recorded = b, nil, true
+				}
+			}
+		}
 		meas := Judge(spec, m.Plan.Trend, rd, hist)
+		meas.BaselineRecorded = recorded
 		if meas.Verdict == Error {
 			r.ErrorStreak[spec.Name]++
 		} else {
@@ -234,6 +246,16 @@ func (m *Machine) judge(r *Release, readings []Reading) []Measurement {
 		ms = append(ms, meas)
 	}
 	return ms
+}
+
+// lastBaseline is the most recent live baseline recorded for a signal.
+func (r *Release) lastBaseline(signal string) (float64, bool) {
+	for i := len(r.Rows) - 1; i >= 0; i-- {
+		if x, ok := r.Rows[i].Reading(signal); ok && x.Baseline != nil && !x.BaselineRecorded {
+			return *x.Baseline, true
+		}
+	}
+	return 0, false
 }
 
 func (m *Machine) triggers(firing []Alert) []Alert {
@@ -403,7 +425,7 @@ func (m *Machine) stageEvidence(r *Release) {
 }
 
 func (m *Machine) rollback(r *Release, now time.Time, by, reason string, signals []string) {
-	r.Rollback = &RollbackRecord{At: now, Reason: reason, Stage: r.CurrentStage(), Weight: r.Weight, Signals: signals, By: by}
+	r.Rollback = &RollbackRecord{At: now, Reason: reason, Stage: r.CurrentStage(), Phase: r.Phase, Weight: r.Weight, Signals: signals, By: by}
 	if r.Phase == PhaseStage {
 		m.stageEvidence(r)
 	}
@@ -424,7 +446,7 @@ func (m *Machine) complete(r *Release, now time.Time) {
 }
 
 func (m *Machine) abort(r *Release, now time.Time, by, reason string) {
-	r.Phase, r.Ended = PhaseAborted, now
+	r.Phase, r.Ended, r.AbortReason = PhaseAborted, now, reason
 	if r.Weight != 0 {
 		r.Weight = 0
 		m.emit(r, Effect{Kind: EffectWeight, Weight: 0})

@@ -498,3 +498,31 @@ func TestResumeAtEveryStop(t *testing.T) {
 		}
 	}
 }
+
+// TestRecordedBaselineAt100: at 100% the stable track has no traffic, so a
+// relative signal falls back to the last live baseline of the release.
+func TestRecordedBaselineAt100(t *testing.T) {
+	plan := config.Default()
+	m := &rollout.Machine{Plan: &plan, Render: textRenderer{}}
+	r := stageRelease(m, 3)
+	at := t0.Add(plan.Tick)
+	m.Tick(r, readingsAt(&plan, at, runbookExample[3]), nil, nil, at)
+	r.Phase, r.Stage, r.PhaseStarted = rollout.PhaseStage, 4, at
+	for i, tc := range []struct {
+		csp  float64
+		want rollout.Verdict
+	}{{0.0218, rollout.Pass}, {0.0223, rollout.Breach}} {
+		at := at.Add(time.Duration(i+1) * plan.Tick)
+		rds := readingsAt(&plan, at, with(runbookExample[4], "csp_violations", tc.csp))
+		for k := range rds {
+			if rds[k].Signal == "csp_violations" {
+				rds[k].Baseline, rds[k].BaselineErr = 0, rollout.ErrNoValues
+			}
+		}
+		m.Tick(r, rds, nil, nil, at)
+		got, _ := r.Rows[len(r.Rows)-1].Reading("csp_violations")
+		if got.Verdict != tc.want || !got.BaselineRecorded || got.Baseline == nil || *got.Baseline != cspBaseline {
+			t.Errorf("csp %.4f at 100%%: %s (recorded=%v baseline=%v), want %s against the recorded %.3f", tc.csp, got.Verdict, got.BaselineRecorded, got.Baseline, tc.want, cspBaseline)
+		}
+	}
+}

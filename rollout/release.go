@@ -56,7 +56,11 @@ type Release struct {
 	Paged       bool            `json:"paged,omitempty"`
 	Last        Decision        `json:"last"`
 	Rollback    *RollbackRecord `json:"rollback,omitempty"`
-	Snapshots   int             `json:"snapshots"` // first-night snapshots taken
+	AbortReason string          `json:"abort_reason,omitempty"`
+	// StageStarts records when each stage began (index = stage), so reports
+	// written later still know.
+	StageStarts []time.Time `json:"stage_starts,omitempty"`
+	Snapshots   int         `json:"snapshots"` // first-night snapshots taken
 	// Seq numbers side effects; an effect's idempotency key is ID/Seq.
 	Seq     int        `json:"seq"`
 	Pending []Effect   `json:"pending,omitempty"`
@@ -79,7 +83,8 @@ type StepRecord struct {
 type RollbackRecord struct {
 	At      time.Time `json:"at"`
 	Reason  string    `json:"reason"`
-	Stage   int       `json:"stage"` // 1-based stage, 0 = before stage 1
+	Stage   int       `json:"stage"` // 1-based stage, 0 = before stage 1 or first night
+	Phase   Phase     `json:"phase"` // the phase it rolled back from
 	Weight  int       `json:"weight"`
 	Signals []string  `json:"signals,omitempty"`
 	By      string    `json:"by"`

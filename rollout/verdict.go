@@ -23,7 +23,11 @@ type Measurement struct {
 	Query    string    `json:"query"`
 	Value    float64   `json:"value"`
 	Baseline *float64  `json:"baseline,omitempty"`
-	Bound    float64   `json:"bound"`
+	// BaselineRecorded is true when the live baseline had no data (the
+	// stable track serves nothing at 100%) and the last one recorded in
+	// this release was used instead.
+	BaselineRecorded bool    `json:"baseline_recorded,omitempty"`
+	Bound            float64 `json:"bound"`
 	// Projected is the trend line's value Horizon after At, when a trend
 	// could be fitted.
 	Projected *float64 `json:"projected,omitempty"`
