@@ -12,6 +12,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/canarybot/canarybot/rollout"
 )
@@ -55,7 +56,7 @@ func Open(path string) (*Bolt, error) {
 
 func (b *Bolt) open(readOnly bool) (*bolt.DB, error) {
 	db, err := bolt.Open(b.path, 0o600, &bolt.Options{Timeout: b.timeout, ReadOnly: readOnly})
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("%s: %w", b.path, ErrLocked)
 	}
 	if err != nil {

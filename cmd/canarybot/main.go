@@ -96,6 +96,13 @@ func newRoot(out, errOut io.Writer) *cobra.Command {
 		Short:         "Run a canary release scientifically: hypothesis, measurement, evidence, rollback",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return badInput("unknown command %q; see `canarybot --help` for the commands", args[0])
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 	}
 	root.SetOut(out)
 	root.SetErr(errOut)

@@ -1,8 +1,191 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/canarybot/canarybot/bot"
+	"github.com/canarybot/canarybot/clock"
+	"github.com/canarybot/canarybot/evidence"
+	"github.com/canarybot/canarybot/rollout"
+	"github.com/canarybot/canarybot/signals"
+	"github.com/canarybot/canarybot/traffic"
+)
+
+type runOptions struct {
+	at         string
+	prometheus string
+	stable     string
+	canary     string
+	listen     string
+}
 
 func newRunCmd(g *globals) *cobra.Command {
-	return &cobra.Command{Use: "run <version>", Short: "Drive a release against production parts", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error { return badInput("run: not wired yet") }}
+	var o runOptions
+	c := &cobra.Command{
+		Use:   "run <version>",
+		Short: "Drive a release against production parts, printing the war-room table live",
+		Long: `run drives one release through the plan: the T-minus steps, the stages, the first night.
+Signals and triggers come from Prometheus (--prometheus or PROMETHEUS_URL; every query is dry-run
+at start, so a typo fails before anything moves). Traffic moves on canarybot's weighted router
+(--stable and --canary backends, served on --listen) until the Kubernetes ingress router lands.
+
+Run it again with the same --state after a crash: it resumes the release where it was and
+reconciles the router's weight. From another terminal, promote/hold/resume/rollback/go/review
+queue commands for it.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runRelease(cmd.Context(), g, args[0], o)
+		},
+	}
+	fl := c.Flags()
+	fl.StringVar(&o.at, "at", "", "T-0, the start of stage 1: HH:MM today (local time) or RFC 3339; without it the steps run back to back")
+	fl.StringVar(&o.prometheus, "prometheus", "", "Prometheus base URL (default $PROMETHEUS_URL)")
+	fl.StringVar(&o.stable, "stable", "", "stable backend URL for the weighted router")
+	fl.StringVar(&o.canary, "canary", "", "canary backend URL for the weighted router")
+	fl.StringVar(&o.listen, "listen", "127.0.0.1:8081", "address the weighted router listens on")
+	return c
+}
+
+// parseAt reads --at: "10:00" is today in local time and must not have
+// passed; anything else must be RFC 3339.
+func parseAt(s string, now time.Time) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.ParseInLocation("15:04", s, now.Location()); err == nil {
+		at := time.Date(now.Year(), now.Month(), now.Day(), t.Hour(), t.Minute(), 0, 0, now.Location())
+		if at.Before(now) {
+			return time.Time{}, fmt.Errorf("--at %s has passed today; give a date, e.g. --at %s", s, at.AddDate(0, 0, 1).Format(time.RFC3339))
+		}
+		return at, nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("--at %q: want HH:MM (today) or RFC 3339 like 2026-11-28T10:00:00+01:00", s)
+	}
+	return t, nil
+}
+
+func backendURL(flag, v string) (*url.URL, error) {
+	if v == "" {
+		return nil, fmt.Errorf("--%s is required: the %s backend's URL, e.g. http://10.0.0.5:4001", flag, flag)
+	}
+	u, err := url.Parse(v)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return nil, fmt.Errorf("--%s %q is not an absolute URL like http://host:port", flag, v)
+	}
+	return u, nil
+}
+
+func runRelease(ctx context.Context, g *globals, version string, o runOptions) error {
+	cfg, err := g.loadConfig()
+	if err != nil {
+		return err
+	}
+	plan := cfg.Plan
+	log := g.logger()
+	t0, err := parseAt(o.at, time.Now())
+	if err != nil {
+		return &exitError{code: exitBadInput, err: err}
+	}
+	stableURL, err := backendURL("stable", o.stable)
+	if err != nil {
+		return &exitError{code: exitBadInput, err: err}
+	}
+	canaryURL, err := backendURL("canary", o.canary)
+	if err != nil {
+		return &exitError{code: exitBadInput, err: err}
+	}
+	promURL := o.prometheus
+	if promURL == "" {
+		promURL = os.Getenv("PROMETHEUS_URL")
+	}
+	if promURL == "" {
+		return badInput("no Prometheus: set PROMETHEUS_URL or pass --prometheus http://host:9090")
+	}
+	prom, err := signals.NewPrometheus(signals.PrometheusOptions{
+		URL:         promURL,
+		BearerToken: os.Getenv("PROMETHEUS_BEARER_TOKEN"),
+		Logger:      log,
+	})
+	if err != nil {
+		return &exitError{code: exitBadInput, err: err}
+	}
+	var queries []string
+	for _, s := range plan.Signals {
+		queries = append(queries, plan.ResolveQuery(s.Query))
+		if s.Relative {
+			queries = append(queries, plan.ResolveQuery(s.BaselineQuery))
+		}
+	}
+	if err := prom.Check(ctx, queries); err != nil {
+		return &exitError{code: exitBadInput, err: fmt.Errorf("the plan's queries do not all run against %s; fix them before the release:\n%w", promURL, err)}
+	}
+
+	router := traffic.NewLocal(stableURL, canaryURL)
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return &exitError{code: exitBadInput, err: fmt.Errorf("--listen %s: %w", o.listen, err)}
+	}
+	srv := &http.Server{Handler: router, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	defer srv.Close()
+
+	p, err := g.open()
+	if err != nil {
+		return err
+	}
+	ev, err := evidence.Open(cfg.EvidenceDir, version)
+	if err != nil {
+		return err
+	}
+	rn := &rollout.Runner{
+		Machine:  &rollout.Machine{Plan: &plan, Render: p.render},
+		Metrics:  prom,
+		Alerts:   prom,
+		Traffic:  router,
+		Notifier: &bot.Terminal{W: g.out, Plan: &plan, Render: p.render},
+		Evidence: ev,
+		Store:    p.store,
+		Clock:    clock.Real{},
+		Inbox:    p.store,
+		Log:      log,
+	}
+	fmt.Fprintf(g.out, "canarybot run %s: router on %s (stable %s, canary %s); signals from %s; state %s; evidence %s\n",
+		version, ln.Addr(), stableURL.Host, canaryURL.Host, promURL, cfg.StatePath, ev.Path())
+	r, err := p.store.Load(ctx, version)
+	switch {
+	case errors.Is(err, rollout.ErrNotFound):
+		if r, err = rn.Start(ctx, version, version, g.who(), t0); err != nil {
+			return err
+		}
+	case err != nil:
+		return err
+	case r.Phase.Terminal():
+		return badInput("release %s is already %s in %s; use another --state for a new release", version, r.Phase, cfg.StatePath)
+	default:
+		fmt.Fprintf(g.out, "resuming %s in phase %s (stage %d, weight %d%%)\n", version, r.Phase, r.CurrentStage(), r.Weight)
+	}
+	if err := expectEvidence(ev, &plan, r, nil); err != nil {
+		return err
+	}
+	r, err = rn.Run(ctx, version)
+	if err != nil {
+		return err
+	}
+	if err := expectEvidence(ev, &plan, r, nil); err != nil {
+		return err
+	}
+	fmt.Fprintf(g.out, "\nrelease %s: %s\n%s\n", r.Version, r.Phase, strings.TrimSpace(p.render.OneLiner(&plan, r)))
+	return releaseExit(r)
 }

@@ -1,0 +1,308 @@
+// Package testenv starts the real servers that adapter tests run against.
+// Every helper fails the test, never skips it, when a server is missing:
+// a test that silently did not run would read as a test that passed.
+package testenv
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// PrometheusBinary is where Debian's `prometheus` package (2.42) installs
+// the server; `make deps` installs it.
+const PrometheusBinary = "/usr/bin/prometheus"
+
+// PrometheusJob is the job name of every scrape target. The runbook's rules
+// read it: CanaryScrapeTargetsMissing fires when no target of job "spark"
+// carries track="canary".
+const PrometheusJob = "spark"
+
+const (
+	defaultInterval = time.Second
+	// readyTimeout bounds the wait for /-/ready; a cold start on a busy
+	// two-core machine takes a few seconds.
+	readyTimeout = 30 * time.Second
+	// startAttempts covers the short race between finding a free port and
+	// Prometheus binding it.
+	startAttempts = 3
+	logTail       = 4 << 10
+)
+
+// PrometheusConfig describes the server to start.
+type PrometheusConfig struct {
+	// Targets are scraped as job PrometheusJob, each with its own labels.
+	Targets []ScrapeTarget
+	// RuleFiles are rule files to load; relative paths are taken from the
+	// test's working directory (its package directory).
+	RuleFiles []string
+	// ScrapeInterval and EvalInterval default to 1s, so that data and
+	// alert states show up within a test's time.
+	ScrapeInterval, EvalInterval time.Duration
+}
+
+// ScrapeTarget is one target: a host:port (an http:// URL is accepted too;
+// only its host is used) serving /metrics, and the labels added to every
+// series scraped from it.
+type ScrapeTarget struct {
+	Addr   string
+	Labels map[string]string
+}
+
+// PrometheusServer is a running Prometheus.
+type PrometheusServer struct {
+	// URL is the server's base URL, e.g. http://127.0.0.1:40123.
+	URL string
+	// Dir holds the configuration file and the TSDB; it is removed at
+	// cleanup.
+	Dir string
+	log *syncBuffer
+}
+
+// Log returns the last few KiB of the server's own log, to explain a
+// failure.
+func (s *PrometheusServer) Log() string { return s.log.tail(logTail) }
+
+// Prometheus starts PrometheusBinary (or else the prometheus on PATH) on a
+// free loopback port with the given scrape targets and rule files, waits
+// for /-/ready, and stops it (and removes its data dir) at t.Cleanup. It
+// fails the test when the binary is missing or the server does not become
+// ready.
+func Prometheus(t testing.TB, cfg PrometheusConfig) *PrometheusServer {
+	t.Helper()
+	binary := PrometheusBinary
+	if _, err := os.Stat(binary); err != nil {
+		// scripts/deps.sh accepts any prometheus on PATH.
+		if p, lerr := exec.LookPath("prometheus"); lerr == nil {
+			binary = p
+		}
+	}
+	return startWith(t, binary, cfg)
+}
+
+func startWith(t testing.TB, binary string, cfg PrometheusConfig) *PrometheusServer {
+	t.Helper()
+	if _, err := os.Stat(binary); err != nil {
+		t.Fatalf("testenv: the Prometheus server is not installed (%v): run `make deps`, which installs Debian's prometheus package", err)
+	}
+	// TempDir's removal is registered before the process's stop, so it
+	// runs after it: cleanups run last-in first-out.
+	dir := t.TempDir()
+	configFile := filepath.Join(dir, "prometheus.yml")
+	content, err := prometheusYAML(cfg)
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	if err := os.WriteFile(configFile, content, 0o600); err != nil {
+		t.Fatalf("testenv: writing the Prometheus configuration: %v", err)
+	}
+
+	var lastErr error
+	for range startAttempts {
+		srv, err := startPrometheus(t, binary, dir, configFile)
+		if err == nil {
+			return srv
+		}
+		lastErr = err
+		if !errors.Is(err, errAddrInUse) {
+			break
+		}
+	}
+	t.Fatalf("testenv: %v", lastErr)
+	return nil
+}
+
+var errAddrInUse = errors.New("address already in use")
+
+func startPrometheus(t testing.TB, binary, dir, configFile string) (*PrometheusServer, error) {
+	t.Helper()
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	// A fresh TSDB directory per attempt: a failed attempt may leave a lock.
+	dataDir, err := os.MkdirTemp(dir, "data-")
+	if err != nil {
+		return nil, fmt.Errorf("creating the TSDB directory: %w", err)
+	}
+	log := &syncBuffer{}
+	cmd := exec.Command(binary,
+		"--config.file="+configFile,
+		"--storage.tsdb.path="+dataDir,
+		"--web.listen-address="+addr,
+		"--log.level=info",
+		// Hidden flag (2.42 and later): the scrape manager applies new
+		// targets every 5s by default, which would hold the first scrape
+		// back by up to 5s.
+		"--scrape.discovery-reload-interval=100ms",
+	)
+	cmd.Dir = dir
+	cmd.Stdout, cmd.Stderr = log, log
+	setProcessGroup(cmd)
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", binary, err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	stop := func() {
+		killProcessGroup(cmd)
+		<-exited
+	}
+
+	srv := &PrometheusServer{URL: "http://" + addr, Dir: dir, log: log}
+	if err := waitReady(srv.URL, exited); err != nil {
+		stop()
+		if strings.Contains(log.String(), "address already in use") {
+			return nil, fmt.Errorf("port %d was taken before Prometheus bound it: %w", port, errAddrInUse)
+		}
+		return nil, fmt.Errorf("%w\nPrometheus log:\n%s", err, log.tail(logTail))
+	}
+	t.Cleanup(func() {
+		stop()
+		if t.Failed() {
+			t.Logf("testenv: Prometheus at %s logged:\n%s", srv.URL, log.tail(logTail))
+		}
+	})
+	return srv, nil
+}
+
+// waitReady polls /-/ready until it answers 200, the process exits, or
+// readyTimeout passes.
+func waitReady(base string, exited <-chan error) error {
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(readyTimeout)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		resp, err := client.Get(base + "/-/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("Prometheus at %s was not ready after %s", base, readyTimeout)
+		}
+		select {
+		case err := <-exited:
+			return fmt.Errorf("Prometheus exited before it was ready: %v", err)
+		case <-tick.C:
+		}
+	}
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("finding a free loopback port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// prometheusYAML renders the configuration file.
+func prometheusYAML(cfg PrometheusConfig) ([]byte, error) {
+	scrape := cfg.ScrapeInterval
+	if scrape <= 0 {
+		scrape = defaultInterval
+	}
+	eval := cfg.EvalInterval
+	if eval <= 0 {
+		eval = defaultInterval
+	}
+	type staticConfig struct {
+		Targets []string          `yaml:"targets"`
+		Labels  map[string]string `yaml:"labels,omitempty"`
+	}
+	statics := make([]staticConfig, 0, len(cfg.Targets))
+	for i, tg := range cfg.Targets {
+		host, err := targetHost(tg.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("scrape target %d: %w", i, err)
+		}
+		statics = append(statics, staticConfig{Targets: []string{host}, Labels: tg.Labels})
+	}
+	rules := make([]string, 0, len(cfg.RuleFiles))
+	for _, f := range cfg.RuleFiles {
+		// Prometheus reads rule paths relative to its configuration file,
+		// which lives in a temporary directory.
+		abs, err := filepath.Abs(f)
+		if err != nil {
+			return nil, fmt.Errorf("rule file %s: %w", f, err)
+		}
+		if _, err := os.Stat(abs); err != nil {
+			return nil, fmt.Errorf("rule file: %w", err)
+		}
+		rules = append(rules, abs)
+	}
+	doc := map[string]any{
+		"global": map[string]any{
+			"scrape_interval": scrape.String(),
+			// The default timeout (10s) must not exceed the interval.
+			"scrape_timeout":      scrape.String(),
+			"evaluation_interval": eval.String(),
+		},
+		"rule_files": rules,
+		"scrape_configs": []map[string]any{{
+			"job_name":       PrometheusJob,
+			"static_configs": statics,
+		}},
+	}
+	return yaml.Marshal(doc)
+}
+
+func targetHost(addr string) (string, error) {
+	if strings.Contains(addr, "://") {
+		u, err := url.Parse(addr)
+		if err != nil {
+			return "", fmt.Errorf("address %q: %w", addr, err)
+		}
+		addr = u.Host
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return "", fmt.Errorf("address %q is not host:port (e.g. 127.0.0.1:8080): %w", addr, err)
+	}
+	return addr, nil
+}
+
+// syncBuffer collects the server's output, written from the exec package's
+// copying goroutines and read by the test.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func (b *syncBuffer) tail(n int) string {
+	s := b.String()
+	if len(s) > n {
+		s = "…" + s[len(s)-n:]
+	}
+	return s
+}
