@@ -526,3 +526,71 @@ func TestRecordedBaselineAt100(t *testing.T) {
 		}
 	}
 }
+
+// TestRunbookExampleTable: the runbook's example war-room table, each stage
+// read for its whole dwell, is Proceed at every stage.
+func TestRunbookExampleTable(t *testing.T) {
+	plan := config.Default()
+	m := &rollout.Machine{Plan: &plan, Render: textRenderer{}}
+	r := stageRelease(m, 0)
+	at := t0
+	for stage, vals := range runbookExample {
+		if r.Stage != stage || r.Phase != rollout.PhaseStage {
+			t.Fatalf("at stage %d: release in %s stage %d", stage+1, r.Phase, r.Stage+1)
+		}
+		var d rollout.Decision
+		for d.Kind != rollout.Proceed {
+			at = at.Add(plan.Tick)
+			if at.Sub(r.PhaseStarted) > plan.Stages[stage].Dwell+plan.Tick {
+				t.Fatalf("stage %d not Proceed after its dwell: %s (%s)", stage+1, d.Kind, d.Reason)
+			}
+			d = m.Tick(r, readingsAt(&plan, at, vals), nil, nil, at)
+			if d.Kind != rollout.Continue && d.Kind != rollout.Proceed {
+				t.Fatalf("stage %d at %s: %s (%s)", stage+1, at.Format("15:04:05"), d.Kind, d.Reason)
+			}
+		}
+		if stage < len(runbookExample)-1 {
+			if err := m.Apply(r, rollout.Command{Kind: rollout.CmdPromote, User: "alice"}, at); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if r.Phase != rollout.PhaseFirstNight {
+		t.Fatalf("after stage 5: %s, want first night", r.Phase)
+	}
+}
+
+// TestReconcileWeight: a process that restarts finds the router at another
+// weight than the release records (a crash between persisting and
+// patching, or a person's hand) and sets it back before anything else.
+func TestReconcileWeight(t *testing.T) {
+	plan := shortPlan()
+	st, w := newMemStore(), newWorld()
+	clk := clock.NewFake(t0)
+	ctx := context.Background()
+	m := &rollout.Machine{Plan: plan, Render: textRenderer{}}
+	r := stageRelease(m, 2) // 25 %
+	r.ID = "rel"
+	if err := st.Save(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	w.weight = 100
+	rn := newRunner(plan, st, w, clk, healthy(plan), scriptedIC{store: st, user: "alice"})
+	got, err := rn.Run(ctx, "rel")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(w.changes) == 0 || w.changes[0] != 25 {
+		t.Fatalf("weight changes %v: the first must restore 25", w.changes)
+	}
+	var logged bool
+	for _, e := range got.Log {
+		logged = logged || strings.Contains(e.Text, "router weight was 100%, release records 25%")
+	}
+	if !logged {
+		t.Error("the reconciliation is not in the war-room log")
+	}
+	if got.Phase != rollout.PhaseComplete {
+		t.Errorf("phase %s after resuming, want complete", got.Phase)
+	}
+}
