@@ -19,7 +19,7 @@ func (m *Machine) Apply(r *Release, c Command, now time.Time) error {
 			r.Commands = r.Commands[len(r.Commands)-maxRememberedCommands:]
 		}
 	}
-	if why := m.refusal(r, c); why != "" {
+	if why := m.refusal(r, c, now); why != "" {
 		m.log(r, now, c.User, LogRefused, c.String()+" — refused: "+why)
 		m.notify(r, now, EventCommand, fmt.Sprintf("%s: `%s` refused: %s", c.User, c.String(), why), nil)
 		return &RefusedError{Command: c, Why: why}
@@ -34,16 +34,17 @@ func (m *Machine) Apply(r *Release, c Command, now time.Time) error {
 		if d <= 0 {
 			d = m.Plan.Hold
 		}
-		r.HoldUntil, r.ManualHold = now.Add(d), true
-		r.HoldReason = fmt.Sprintf("held by %s until %s", c.User, r.HoldUntil.UTC().Format("15:04"))
+		r.ManualHoldUntil = now.Add(d)
+		r.ManualReason = fmt.Sprintf("held by %s until %s", c.User, r.ManualHoldUntil.UTC().Format("15:04"))
 		if c.Reason != "" {
-			r.HoldReason += ": " + c.Reason
+			r.ManualReason += ": " + c.Reason
 		}
+		r.setHold()
 		r.Holds++
 		r.Last = Decision{Kind: Hold, Reason: r.HoldReason}
 		m.notify(r, now, EventHold, "HOLD: "+r.HoldReason, nil)
 	case CmdResume:
-		r.HoldUntil, r.HoldReason, r.ManualHold = time.Time{}, "", false
+		r.clearHolds()
 		r.Last = Decision{}
 	case CmdRollback:
 		reason := c.Reason
@@ -74,13 +75,21 @@ func (m *Machine) Apply(r *Release, c Command, now time.Time) error {
 	return nil
 }
 
+// CommandTTL is how long a queued command stays valid: a promote queued
+// while no engine ran must not fire hours later.
+const CommandTTL = 10 * time.Minute
+
 // maxRememberedCommands bounds the command IDs kept for deduplication.
 const maxRememberedCommands = 200
 
 // refusal says why a command cannot be applied now, or "" if it can.
-func (m *Machine) refusal(r *Release, c Command) string {
+func (m *Machine) refusal(r *Release, c Command, now time.Time) string {
 	if r.Phase.Terminal() {
 		return fmt.Sprintf("the release is %s", r.Phase)
+	}
+	if !c.At.IsZero() && now.Sub(c.At) > CommandTTL {
+		return fmt.Sprintf("it was queued at %s, more than %s ago, while no engine was applying commands; give it again if it still stands",
+			c.At.UTC().Format(time.RFC3339), CommandTTL)
 	}
 	icOnly := func() string {
 		if c.User != r.IC {
@@ -111,7 +120,7 @@ func (m *Machine) refusal(r *Release, c Command) string {
 		if !canary {
 			return fmt.Sprintf("no canary is running (phase %s)", r.Phase)
 		}
-		if c.Kind == CmdResume && r.HoldUntil.IsZero() {
+		if c.Kind == CmdResume && !now.Before(r.HoldUntil) {
 			return "the release is not holding"
 		}
 	case CmdRollback:

@@ -39,7 +39,7 @@ type Wait struct {
 func (m *Machine) New(id, version, ic string, t0, now time.Time) *Release {
 	r := &Release{
 		ID: id, Version: version, IC: ic, T0: t0,
-		Created: now, PhaseStarted: now,
+		Created: now, PhaseStarted: now, PlanHash: m.Plan.Hash(),
 	}
 	if len(m.Plan.Timeline) == 0 {
 		m.startStage(r, 0, now)
@@ -133,7 +133,8 @@ func (m *Machine) startStage(r *Release, i int, now time.Time) {
 	st := m.Plan.Stages[i]
 	r.Phase, r.Stage, r.PhaseStarted = PhaseStage, i, now
 	r.StageStarts = append(r.StageStarts[:min(i, len(r.StageStarts))], now)
-	r.HoldUntil, r.HoldReason, r.ManualHold, r.Holds, r.Paged = time.Time{}, "", false, 0, false
+	r.clearHolds()
+	r.Holds, r.Paged, r.CleanSince = 0, false, now
 	r.ErrorStreak = nil
 	r.Last = Decision{}
 	r.Weight = st.Weight
@@ -151,6 +152,11 @@ func (m *Machine) Tick(r *Release, readings []Reading, firing []Alert, alertsErr
 	}
 	r.LastTick = now
 	ms := m.judge(r, readings)
+	if !allPass(ms) {
+		// The dwell restarts after any reading that is not Pass: a stage
+		// proceeds only on a whole dwell of clean readings.
+		r.CleanSince = now
+	}
 	d := m.decide(r, ms, firing, alertsErr, now)
 	row := Row{At: now, Phase: r.Phase, Stage: r.CurrentStage(), Weight: r.Weight, Readings: ms, Alerts: m.triggers(firing), Decision: d}
 	if r.Phase == PhaseFirstNight {
@@ -179,6 +185,11 @@ func (m *Machine) Tick(r *Release, readings []Reading, firing []Alert, alertsErr
 			r.Paged = true
 			m.page(r, now, "signal queries keep failing: "+d.Reason)
 		}
+	}
+	if !r.paging(m.Plan.MaxQueryErrors) {
+		r.Paged = false // a later outage pages again
+	}
+	switch d.Kind {
 	case Proceed:
 		last := r.Stage == len(m.Plan.Stages)-1
 		if m.Plan.AutoPromote || last {
@@ -193,6 +204,15 @@ func (m *Machine) Tick(r *Release, readings []Reading, firing []Alert, alertsErr
 		}
 	}
 	return d
+}
+
+func allPass(ms []Measurement) bool {
+	for _, x := range ms {
+		if x.Verdict != Pass {
+			return false
+		}
+	}
+	return true
 }
 
 func (r *Release) paging(maxErrors int) bool {
@@ -310,13 +330,12 @@ func (m *Machine) decide(r *Release, ms []Measurement, firing []Alert, alertsErr
 		return Decision{Kind: Hold, Signals: names(nd), Reason: "no data: " + reasons(nd)}
 	}
 	if rising := by[Rising]; len(rising) > 0 && r.Phase == PhaseStage {
-		if now.Before(r.HoldUntil) && r.HoldReason != "" && !r.ManualHold {
-			return Decision{Kind: Hold, Signals: names(rising), Reason: r.HoldReason}
+		if !now.Before(r.TrendHoldUntil) {
+			r.TrendHoldUntil = now.Add(m.Plan.Hold)
+			r.TrendReason = fmt.Sprintf("trend: %s; re-evaluate at %s", reasons(rising), r.TrendHoldUntil.UTC().Format("15:04"))
+			r.Holds++
+			r.setHold()
 		}
-		r.HoldUntil = now.Add(m.Plan.Hold)
-		r.HoldReason = fmt.Sprintf("trend: %s; re-evaluate at %s", reasons(rising), r.HoldUntil.UTC().Format("15:04"))
-		r.ManualHold = false
-		r.Holds++
 		return Decision{Kind: Hold, Signals: names(rising), Reason: r.HoldReason}
 	}
 	if e := by[Error]; len(e) > 0 || alertsErr != nil {
@@ -329,10 +348,38 @@ func (m *Machine) decide(r *Release, ms []Measurement, firing []Alert, alertsErr
 		return Decision{Kind: Continue, Reason: "first night: all signals pass"}
 	}
 	dwell := m.Plan.Stages[r.Stage].Dwell
-	if left := r.PhaseStarted.Add(dwell).Sub(now); left > 0 {
-		return Decision{Kind: Continue, Reason: fmt.Sprintf("all signals pass; %s of dwell left", left.Round(time.Second))}
+	if left := r.CleanSince.Add(dwell).Sub(now); left > 0 {
+		why := fmt.Sprintf("all signals pass; %s of dwell left", left.Round(time.Second))
+		if r.CleanSince.After(r.PhaseStarted) {
+			why += fmt.Sprintf(" (counted from %s, the last tick that was not all Pass)", r.CleanSince.UTC().Format("15:04:05"))
+		}
+		return Decision{Kind: Continue, Reason: why}
 	}
-	return Decision{Kind: Proceed, Reason: fmt.Sprintf("dwell %s over, %d/%d signals pass", dwell, len(by[Pass]), len(ms))}
+	return Decision{Kind: Proceed, Reason: fmt.Sprintf("%s of all-Pass readings, %d/%d signals pass", dwell, len(by[Pass]), len(ms))}
+}
+
+func (r *Release) clearHolds() {
+	r.ManualHoldUntil, r.ManualReason, r.TrendHoldUntil, r.TrendReason = time.Time{}, "", time.Time{}, ""
+	r.setHold()
+}
+
+// setHold derives the hold in force from the IC's hold and the trend hold.
+func (r *Release) setHold() {
+	r.HoldUntil, r.HoldReason = time.Time{}, ""
+	var why []string
+	for _, h := range []struct {
+		until  time.Time
+		reason string
+	}{{r.ManualHoldUntil, r.ManualReason}, {r.TrendHoldUntil, r.TrendReason}} {
+		if h.until.IsZero() {
+			continue
+		}
+		if h.until.After(r.HoldUntil) {
+			r.HoldUntil = h.until
+		}
+		why = append(why, h.reason)
+	}
+	r.HoldReason = strings.Join(why, "; ")
 }
 
 func names(ms []Measurement) []string {
@@ -384,6 +431,16 @@ func (m *Machine) nightTick(r *Release, row Row, now time.Time) {
 	if r.Snapshots >= len(snaps) || now.Before(r.PhaseStarted.Add(snaps[r.Snapshots])) {
 		return
 	}
+	if r.Snapshots == len(snaps)-1 && !allPass(row.Readings) {
+		// The night ends on a clean reading, not on whatever the last one
+		// says: keep watching and tell the IC why.
+		if !r.Paged {
+			r.Paged = true
+			m.page(r, now, "first night cannot close: "+d.Reason)
+		}
+		return
+	}
+	r.Paged = false
 	r.Rows = append(r.Rows, row)
 	r.Snapshots++
 	m.notify(r, now, EventSnapshot, m.Render.TableRow(m.Plan, row), &row)
@@ -408,7 +465,8 @@ func (m *Machine) promote(r *Release, now time.Time, by string) {
 	}
 	m.evidence(r, fmt.Sprintf("baseline_%s.prom", r.Version), m.Render.Baseline(m.Plan, r))
 	r.Phase, r.PhaseStarted, r.Last = PhaseFirstNight, now, Decision{}
-	r.HoldUntil, r.HoldReason, r.ManualHold = time.Time{}, "", false
+	r.clearHolds()
+	r.CleanSince = now
 	text := fmt.Sprintf("Canary at 100%%. First night begins: %d snapshots over %s, each against the stage-100 baseline.",
 		len(m.Plan.FirstNight.Snapshots()), m.Plan.FirstNight.Duration())
 	m.log(r, now, "canarybot", LogSystem, text)
@@ -430,7 +488,7 @@ func (m *Machine) rollback(r *Release, now time.Time, by, reason string, signals
 		m.stageEvidence(r)
 	}
 	r.Weight = 0
-	m.emit(r, Effect{Kind: EffectWeight, Weight: 0})
+	m.emitFirst(r, Effect{Kind: EffectWeight, Weight: 0})
 	r.Phase, r.Ended = PhaseRolledBack, now
 	text := fmt.Sprintf("ROLLBACK by %s: %s. Canary weight → 0.", by, reason)
 	m.log(r, now, by, LogDecision, text)
@@ -449,7 +507,7 @@ func (m *Machine) abort(r *Release, now time.Time, by, reason string) {
 	r.Phase, r.Ended, r.AbortReason = PhaseAborted, now, reason
 	if r.Weight != 0 {
 		r.Weight = 0
-		m.emit(r, Effect{Kind: EffectWeight, Weight: 0})
+		m.emitFirst(r, Effect{Kind: EffectWeight, Weight: 0})
 	}
 	m.log(r, now, by, LogDecision, "ABORTED: "+reason)
 	m.notify(r, now, EventPage, "Release aborted: "+reason, nil)
@@ -467,6 +525,14 @@ func (m *Machine) finish(r *Release, now time.Time) {
 func (m *Machine) page(r *Release, now time.Time, text string) {
 	m.log(r, now, "canarybot", LogDecision, "PAGE IC: "+text)
 	m.notify(r, now, EventPage, fmt.Sprintf("%s: %s", r.IC, text), nil)
+}
+
+// emitFirst queues an effect ahead of everything pending: moving traffic
+// back to stable must not wait behind a message or a file.
+func (m *Machine) emitFirst(r *Release, e Effect) {
+	m.emit(r, e)
+	n := len(r.Pending)
+	r.Pending = append(r.Pending[n-1:], r.Pending[:n-1]...)
 }
 
 // emit queues a side effect with the release's next idempotency key.

@@ -60,7 +60,7 @@ func without(base map[string]float64, k string) map[string]float64 {
 
 // stageRelease returns a release at the start of stage i of the default plan.
 func stageRelease(m *rollout.Machine, i int) *rollout.Release {
-	r := &rollout.Release{ID: "r", Version: "v1.4.0", IC: "alice", Phase: rollout.PhaseStage, Stage: i, PhaseStarted: t0, Weight: m.Plan.Stages[i].Weight}
+	r := &rollout.Release{ID: "r", Version: "v1.4.0", IC: "alice", Phase: rollout.PhaseStage, Stage: i, PhaseStarted: t0, CleanSince: t0, Weight: m.Plan.Stages[i].Weight}
 	return r
 }
 
@@ -398,6 +398,34 @@ func TestScheduledTimeline(t *testing.T) {
 func TestResumeAtEveryStop(t *testing.T) {
 	plan := shortPlan()
 	plan.Tick = time.Minute // fewer ticks, same transitions
+	breach := scriptedMetrics{plan: plan, value: func(signal string, baseline bool, at time.Time) (float64, error) {
+		if baseline {
+			return cspBaseline, nil
+		}
+		if signal == "api_p95" && at.After(t0.Add(5*time.Minute)) {
+			return 0.350, nil
+		}
+		return runbookExample[0][signal], nil
+	}}
+	scenarios := []struct {
+		name    string
+		metrics rollout.Metrics
+		at      time.Time // T-0; zero runs the steps back to back
+		want    rollout.Phase
+	}{
+		{"complete", healthy(plan), time.Time{}, rollout.PhaseComplete},
+		{"rollback", breach, time.Time{}, rollout.PhaseRolledBack},
+		{"scheduled", healthy(plan), t0.Add(35 * time.Minute), rollout.PhaseComplete},
+	}
+	for _, sc := range scenarios {
+		t.Run(sc.name, func(t *testing.T) {
+			t.Parallel()
+			resumeAtEveryStop(t, plan, sc.metrics, sc.at, sc.want)
+		})
+	}
+}
+
+func resumeAtEveryStop(t *testing.T, plan *rollout.Plan, metrics rollout.Metrics, at time.Time, want rollout.Phase) {
 	ctx := context.Background()
 	// attempt runs fn, turning the fakes' crash panic into errCrash.
 	attempt := func(fn func() error) (err error) {
@@ -418,8 +446,8 @@ func TestResumeAtEveryStop(t *testing.T) {
 		ic := scriptedIC{store: st, user: "alice"}
 		var r *rollout.Release
 		err := attempt(func() error {
-			rn := newRunner(plan, st, w, clk, healthy(plan), ic)
-			if _, err := rn.Start(ctx, "rel", "v1.4.0", "alice", time.Time{}); err != nil {
+			rn := newRunner(plan, st, w, clk, metrics, ic)
+			if _, err := rn.Start(ctx, "rel", "v1.4.0", "alice", at); err != nil {
 				return err
 			}
 			var err error
@@ -434,10 +462,10 @@ func TestResumeAtEveryStop(t *testing.T) {
 		}
 		// A new process: new runner and machine, same store and world.
 		st.crash, w.crash = nil, nil
-		rn := newRunner(plan, st, w, clk, healthy(plan), ic)
+		rn := newRunner(plan, st, w, clk, metrics, ic)
 		if _, lerr := st.Load(ctx, "rel"); errors.Is(lerr, rollout.ErrNotFound) {
 			// Stopped before the release was first saved: start it again.
-			if _, err := rn.Start(ctx, "rel", "v1.4.0", "alice", time.Time{}); err != nil {
+			if _, err := rn.Start(ctx, "rel", "v1.4.0", "alice", at); err != nil {
 				return nil, w, err
 			}
 		}
@@ -448,6 +476,9 @@ func TestResumeAtEveryStop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if ref.Phase != want {
+		t.Fatalf("uninterrupted run ended %s, want %s", ref.Phase, want)
+	}
 	if len(refWorld.unrecorded) > 0 {
 		t.Fatalf("side effects carried out before they were persisted: %v", refWorld.unrecorded)
 	}
@@ -455,46 +486,44 @@ func TestResumeAtEveryStop(t *testing.T) {
 	if _, _, err := run(total); err != nil {
 		t.Fatal(err)
 	}
-	if total.ops < 100 {
+	if total.ops < 50 {
 		t.Fatalf("only %d operations in a whole release; the test would prove little", total.ops)
 	}
 	for at := 1; at <= total.ops; at++ {
 		for _, before := range []bool{true, false} {
-			t.Run(fmt.Sprintf("op%d/before=%v", at, before), func(t *testing.T) {
-				t.Parallel()
-				r, w, err := run(&crasher{at: at, before: before})
-				if err != nil {
-					t.Fatal(err)
+			r, w, err := run(&crasher{at: at, before: before})
+			name := fmt.Sprintf("stop at op %d/%d (before=%v)", at, total.ops, before)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			if r.Phase != ref.Phase || r.Stage != ref.Stage || len(r.Rows) != len(ref.Rows) || r.Snapshots != ref.Snapshots {
+				t.Fatalf("%s: ended %s stage %d rows %d, want %s stage %d rows %d", name, r.Phase, r.Stage, len(r.Rows), ref.Phase, ref.Stage, len(ref.Rows))
+			}
+			if fmt.Sprint(w.changes) != fmt.Sprint(refWorld.changes) {
+				t.Fatalf("%s: weight changes %v, want %v", name, w.changes, refWorld.changes)
+			}
+			if len(w.sent) != len(refWorld.sent) {
+				t.Fatalf("%s: %d messages, want %d", name, len(w.sent), len(refWorld.sent))
+			}
+			for k, ev := range refWorld.sent {
+				if got, ok := w.sent[k]; !ok || got.Text != ev.Text {
+					t.Fatalf("%s: message %s = %q, want %q", name, k, got.Text, ev.Text)
 				}
-				if r.Phase != ref.Phase || r.Stage != ref.Stage || len(r.Rows) != len(ref.Rows) || r.Snapshots != ref.Snapshots {
-					t.Fatalf("ended %s stage %d rows %d, want %s stage %d rows %d", r.Phase, r.Stage, len(r.Rows), ref.Phase, ref.Stage, len(ref.Rows))
+			}
+			if len(w.unrecorded) > 0 {
+				t.Fatalf("%s: side effects carried out before they were persisted: %v", name, w.unrecorded)
+			}
+			if w.repeats > 1 {
+				t.Fatalf("%s: %d messages delivered again; at most the one in flight may be", name, w.repeats)
+			}
+			if fmt.Sprint(w.fileNames()) != fmt.Sprint(refWorld.fileNames()) {
+				t.Fatalf("%s: evidence %v, want %v", name, w.fileNames(), refWorld.fileNames())
+			}
+			for f, data := range refWorld.files {
+				if string(w.files[f]) != string(data) {
+					t.Fatalf("%s: evidence %s differs:\n%s\nwant\n%s", name, f, w.files[f], data)
 				}
-				if fmt.Sprint(w.changes) != fmt.Sprint(refWorld.changes) {
-					t.Fatalf("weight changes %v, want %v", w.changes, refWorld.changes)
-				}
-				if len(w.sent) != len(refWorld.sent) {
-					t.Fatalf("%d messages, want %d", len(w.sent), len(refWorld.sent))
-				}
-				for k, ev := range refWorld.sent {
-					if got, ok := w.sent[k]; !ok || got.Text != ev.Text {
-						t.Fatalf("message %s = %q, want %q", k, got.Text, ev.Text)
-					}
-				}
-				if len(w.unrecorded) > 0 {
-					t.Fatalf("side effects carried out before they were persisted: %v", w.unrecorded)
-				}
-				if w.repeats > 1 {
-					t.Fatalf("%d messages delivered again; at most the one in flight may be", w.repeats)
-				}
-				if fmt.Sprint(w.fileNames()) != fmt.Sprint(refWorld.fileNames()) {
-					t.Fatalf("evidence %v, want %v", w.fileNames(), refWorld.fileNames())
-				}
-				for f, data := range refWorld.files {
-					if string(w.files[f]) != string(data) {
-						t.Fatalf("evidence %s differs:\n%s\nwant\n%s", f, w.files[f], data)
-					}
-				}
-			})
+			}
 		}
 	}
 }
@@ -592,5 +621,201 @@ func TestReconcileWeight(t *testing.T) {
 	}
 	if got.Phase != rollout.PhaseComplete {
 		t.Errorf("phase %s after resuming, want complete", got.Phase)
+	}
+}
+
+// TestNoProceedAfterGaps: the dwell counts from the last tick that was not
+// all Pass, so a stage of NoData ticks followed by one good one does not
+// proceed.
+func TestNoProceedAfterGaps(t *testing.T) {
+	plan := config.Default()
+	m := &rollout.Machine{Plan: &plan, Render: textRenderer{}}
+	r := stageRelease(m, 0)
+	at := t0
+	for range 29 {
+		at = at.Add(plan.Tick)
+		m.Tick(r, readingsAt(&plan, at, without(runbookExample[0], "ws_staleness")), nil, nil, at)
+	}
+	at = at.Add(plan.Tick)
+	d := m.Tick(r, readingsAt(&plan, at, runbookExample[0]), nil, nil, at)
+	if d.Kind != rollout.Continue || !strings.Contains(d.Reason, "counted from") {
+		t.Fatalf("after 29 NoData ticks and one Pass: %s (%s), want Continue counting the dwell anew", d.Kind, d.Reason)
+	}
+	for range 29 {
+		at = at.Add(plan.Tick)
+		d = m.Tick(r, readingsAt(&plan, at, runbookExample[0]), nil, nil, at)
+	}
+	if d.Kind != rollout.Proceed {
+		t.Fatalf("after a whole clean dwell: %s (%s), want Proceed", d.Kind, d.Reason)
+	}
+}
+
+// TestManualHoldOutlastsTrendHold: a trend hold never shortens the IC's.
+func TestManualHoldOutlastsTrendHold(t *testing.T) {
+	plan := config.Default()
+	plan.AutoPromote = true
+	m := &rollout.Machine{Plan: &plan, Render: textRenderer{}}
+	r := stageRelease(m, 0)
+	if err := m.Apply(r, rollout.Command{Kind: rollout.CmdHold, User: "alice", Duration: 3 * time.Hour, Reason: "waiting for the DBA"}, t0); err != nil {
+		t.Fatal(err)
+	}
+	manualEnd := t0.Add(3 * time.Hour)
+	at := t0
+	for k := range 12 { // a climb: a trend hold starts
+		at = at.Add(plan.Tick)
+		m.Tick(r, readingsAt(&plan, at, with(runbookExample[0], "api_p95", 0.120+0.006*float64(k))), nil, nil, at)
+	}
+	if !r.HoldUntil.Equal(manualEnd) || !strings.Contains(r.HoldReason, "waiting for the DBA") || !strings.Contains(r.HoldReason, "trend") {
+		t.Fatalf("hold until %s (%s), want the IC's %s with both reasons", r.HoldUntil, r.HoldReason, manualEnd)
+	}
+	for at.Add(plan.Tick).Before(manualEnd) {
+		at = at.Add(plan.Tick)
+		if d := m.Tick(r, readingsAt(&plan, at, runbookExample[0]), nil, nil, at); d.Kind == rollout.Proceed || r.Stage != 0 {
+			t.Fatalf("promoted at %s during the IC's hold", at.Format("15:04"))
+		}
+	}
+}
+
+// TestRollbackNotBlockedByNotifier: with chat down, the weight still goes
+// to 0 first and the release ends rolled back; the messages wait aside.
+func TestRollbackNotBlockedByNotifier(t *testing.T) {
+	plan := shortPlan()
+	st, w := newMemStore(), newWorld()
+	clk := clock.NewFake(t0)
+	breach := scriptedMetrics{plan: plan, value: func(signal string, baseline bool, at time.Time) (float64, error) {
+		if baseline {
+			return cspBaseline, nil
+		}
+		if signal == "api_p95" && at.After(t0.Add(3*time.Minute)) {
+			return 0.450, nil
+		}
+		return runbookExample[0][signal], nil
+	}}
+	rn := newRunner(plan, st, w, clk, breach, scriptedIC{store: st, user: "alice"})
+	down := &failingNotifier{after: t0.Add(3 * time.Minute), clk: clk}
+	rn.Notifier = down
+	ctx := context.Background()
+	if _, err := rn.Start(ctx, "rel", "v1.4.0", "alice", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := rn.Run(ctx, "rel")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Phase != rollout.PhaseRolledBack || w.weight != 0 {
+		t.Fatalf("phase %s, router weight %d; want rolled back at 0", r.Phase, w.weight)
+	}
+	if len(r.Undelivered) == 0 {
+		t.Error("the failed announcements were dropped instead of set aside")
+	}
+	if _, ok := w.files["release_oneliner.txt"]; !ok {
+		t.Error("evidence was not written while chat was down")
+	}
+}
+
+// failingNotifier fails every message from a point in time on.
+type failingNotifier struct {
+	after time.Time
+	clk   rollout.Clock
+}
+
+func (f *failingNotifier) Notify(ctx context.Context, key string, ev rollout.Event) error {
+	if f.clk.Now().After(f.after) {
+		return errors.New("slack: 503 service unavailable")
+	}
+	return nil
+}
+
+// TestFirstNight: the default cadence, a breach at night rolls back, and
+// the night does not close on a reading that is not clean.
+func TestFirstNight(t *testing.T) {
+	if n := len(config.Default().FirstNight.Snapshots()); n != 34 {
+		t.Errorf("default first night has %d snapshots, want 34 (8 at 15 min, 8 at 30 min, 18 hourly)", n)
+	}
+	plan := shortPlan()
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name  string
+		value func(signal string, at time.Time) (float64, bool)
+		phase rollout.Phase
+		paged bool
+	}{
+		{name: "breach at night rolls back", value: func(signal string, at time.Time) (float64, bool) {
+			if signal == "error_5xx" && at.After(t0.Add(12*time.Minute)) {
+				return 0.05, true
+			}
+			return runbookExample[0][signal], true
+		}, phase: rollout.PhaseRolledBack},
+		{name: "no data at the last snapshot delays the close", value: func(signal string, at time.Time) (float64, bool) {
+			// The night begins at 10:10 and its last snapshot is due at 10:14.
+			if signal == "gc_pause_avg" && !at.Before(t0.Add(13*time.Minute+30*time.Second)) && at.Before(t0.Add(16*time.Minute)) {
+				return 0, false
+			}
+			return runbookExample[0][signal], true
+		}, phase: rollout.PhaseComplete, paged: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, w := newMemStore(), newWorld()
+			clk := clock.NewFake(t0)
+			metrics := scriptedMetrics{plan: plan, value: func(signal string, baseline bool, at time.Time) (float64, error) {
+				if baseline {
+					return cspBaseline, nil
+				}
+				v, ok := tc.value(signal, at)
+				if !ok {
+					return 0, rollout.ErrNoValues
+				}
+				return v, nil
+			}}
+			rn := newRunner(plan, st, w, clk, metrics, scriptedIC{store: st, user: "alice"})
+			if _, err := rn.Start(ctx, "rel", "v1.4.0", "alice", time.Time{}); err != nil {
+				t.Fatal(err)
+			}
+			r, err := rn.Run(ctx, "rel")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Phase != tc.phase {
+				t.Fatalf("phase %s, want %s", r.Phase, tc.phase)
+			}
+			var paged bool
+			for _, e := range r.Log {
+				paged = paged || strings.Contains(e.Text, "first night cannot close")
+			}
+			if paged != tc.paged {
+				t.Errorf("paged about closing: %v, want %v", paged, tc.paged)
+			}
+			if tc.phase == rollout.PhaseComplete && r.Ended.Before(t0.Add(16*time.Minute)) {
+				t.Errorf("closed at %s, before the data came back", r.Ended.Format("15:04:05"))
+			}
+		})
+	}
+}
+
+func TestResumeRefusesChangedPlan(t *testing.T) {
+	plan := shortPlan()
+	st, w := newMemStore(), newWorld()
+	ctx := context.Background()
+	rn := newRunner(plan, st, w, clock.NewFake(t0), healthy(plan), nil)
+	if _, err := rn.Start(ctx, "rel", "v1.4.0", "alice", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	other := *plan
+	other.Stages = other.Stages[:3]
+	rn2 := newRunner(&other, st, w, clock.NewFake(t0), healthy(&other), nil)
+	if _, err := rn2.Run(ctx, "rel"); !errors.Is(err, rollout.ErrPlanChanged) {
+		t.Fatalf("resume with 3 stages instead of 5: %v, want ErrPlanChanged", err)
+	}
+}
+
+func TestStaleCommandRefused(t *testing.T) {
+	plan := config.Default()
+	m := &rollout.Machine{Plan: &plan, Render: textRenderer{}}
+	r := stageRelease(m, 0)
+	r.Last = rollout.Decision{Kind: rollout.Proceed}
+	err := m.Apply(r, rollout.Command{ID: "x", Kind: rollout.CmdPromote, User: "alice", At: t0}, t0.Add(3*time.Hour))
+	var re *rollout.RefusedError
+	if !errors.As(err, &re) || !strings.Contains(re.Why, "more than") || r.Stage != 0 {
+		t.Fatalf("a promote queued 3 hours ago: %v, stage %d; want refused as stale", err, r.Stage+1)
 	}
 }

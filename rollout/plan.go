@@ -1,6 +1,9 @@
 package rollout
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"math"
 	"strings"
@@ -158,6 +161,17 @@ func (f FirstNight) Snapshots() []time.Duration {
 		}
 	}
 	return out
+}
+
+// Hash identifies the plan's content, so that a release is never resumed
+// under another plan than the one it was started with.
+func (p *Plan) Hash() string {
+	data, err := json.Marshal(p)
+	if err != nil {
+		panic(fmt.Sprintf("plan cannot be encoded: %v", err)) // only plain values: cannot happen
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:8])
 }
 
 // ResolveQuery fills the plan's template variables into a query.

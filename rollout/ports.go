@@ -95,7 +95,9 @@ const (
 	GateSkipped GateStatus = "skipped"
 )
 
-// Gate runs one pre-canary step of the T-minus timeline.
+// Gate runs one pre-canary step of the T-minus timeline. After a crash the
+// step runs again: Run must be idempotent for a release and step (key its
+// side effects on r.ID and the step's name).
 type Gate interface {
 	Run(ctx context.Context, r *Release) (GateResult, error)
 }

@@ -44,13 +44,28 @@ type Release struct {
 	// Weight is the canary weight the engine last set (or means to set).
 	Weight int `json:"weight"`
 
-	IC         string       `json:"ic"`
-	Steps      []StepRecord `json:"steps,omitempty"`
-	Rows       []Row        `json:"rows,omitempty"`
-	HoldUntil  time.Time    `json:"hold_until,omitempty"`
-	HoldReason string       `json:"hold_reason,omitempty"`
-	// ManualHold is set by the IC's hold command and lasts until resume.
-	ManualHold  bool            `json:"manual_hold,omitempty"`
+	IC    string       `json:"ic"`
+	Steps []StepRecord `json:"steps,omitempty"`
+	Rows  []Row        `json:"rows,omitempty"`
+	// HoldUntil is when the holds in force end: the later of the IC's hold
+	// and the trend hold. HoldReason says why.
+	HoldUntil  time.Time `json:"hold_until,omitempty"`
+	HoldReason string    `json:"hold_reason,omitempty"`
+	// ManualHoldUntil is the IC's hold; a trend hold never shortens it.
+	ManualHoldUntil time.Time `json:"manual_hold_until,omitempty"`
+	ManualReason    string    `json:"manual_reason,omitempty"`
+	// TrendHoldUntil is the hold a Rising signal started.
+	TrendHoldUntil time.Time `json:"trend_hold_until,omitempty"`
+	TrendReason    string    `json:"trend_reason,omitempty"`
+	// CleanSince is when the current run of all-Pass ticks began; the dwell
+	// counts from it, so a stage never proceeds on a dwell with gaps.
+	CleanSince time.Time `json:"clean_since,omitempty"`
+	// PlanHash identifies the plan the release was started with; a process
+	// with another plan refuses to resume it.
+	PlanHash string `json:"plan_hash"`
+	// Undelivered are notifications and evidence writes that kept failing;
+	// they are retried at each step without blocking the release.
+	Undelivered []Effect        `json:"undelivered,omitempty"`
 	ErrorStreak map[string]int  `json:"error_streak,omitempty"`
 	Holds       int             `json:"holds"`
 	Paged       bool            `json:"paged,omitempty"`

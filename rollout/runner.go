@@ -9,6 +9,10 @@ import (
 	"time"
 )
 
+// ErrPlanChanged is returned when a release would resume under another plan
+// than the one it started with.
+var ErrPlanChanged = errors.New("the plan changed")
+
 // Inbox hands the runner the commands people queued for a release from
 // another process (the CLI). In-process callers use Runner.Wake instead of
 // polling.
@@ -55,7 +59,7 @@ func (rn *Runner) logger() *slog.Logger {
 // Start creates and persists a release, and carries out its first effects.
 func (rn *Runner) Start(ctx context.Context, id, version, ic string, t0 time.Time) (*Release, error) {
 	if _, err := rn.Store.Load(ctx, id); err == nil {
-		return nil, fmt.Errorf("release %s already exists: resume it with `canarybot run --resume` or choose another state file", id)
+		return nil, fmt.Errorf("release %s already exists in this state file: run the same command again to resume it, or choose another --state", id)
 	} else if !errors.Is(err, ErrNotFound) {
 		return nil, err
 	}
@@ -70,6 +74,10 @@ func (rn *Runner) Run(ctx context.Context, id string) (*Release, error) {
 	r, err := rn.Store.Load(ctx, id)
 	if err != nil {
 		return nil, err
+	}
+	if h := rn.Machine.Plan.Hash(); r.PlanHash != "" && r.PlanHash != h {
+		return r, fmt.Errorf("%w: release %s was started with plan %s, this process has plan %s; resume it with the canary.yaml it started with",
+			ErrPlanChanged, id, r.PlanHash, h)
 	}
 	if err := rn.flush(ctx, r); err != nil {
 		return r, err
@@ -117,7 +125,11 @@ func (rn *Runner) step(ctx context.Context, r *Release) error {
 	if r.Phase.Terminal() {
 		return nil
 	}
+	rn.retryUndelivered(ctx, r)
 	w := rn.Machine.Next(r)
+	if w.Kind == WaitStep && w.Step == "" {
+		return fmt.Errorf("release %s is in phase %s, which the plan's timeline does not have", r.ID, r.Phase)
+	}
 	now := rn.Clock.Now()
 	if w.Kind == WaitCommand || now.Before(w.At) {
 		wait := rn.Machine.Plan.Tick
@@ -169,16 +181,6 @@ func (rn *Runner) takeCommands(ctx context.Context, r *Release) error {
 		return nil
 	}
 	return rn.flush(ctx, r)
-}
-
-// Do applies one command in-process (the Slack bot and the demo's IC) and
-// persists the result before returning.
-func (rn *Runner) Do(ctx context.Context, r *Release, c Command) error {
-	applyErr := rn.Machine.Apply(r, c, rn.Clock.Now())
-	if err := rn.flush(ctx, r); err != nil {
-		return err
-	}
-	return applyErr
 }
 
 func (rn *Runner) runGate(ctx context.Context, r *Release, name StepName) GateResult {
@@ -244,31 +246,96 @@ func (rn *Runner) queryAll(ctx context.Context, queries []string, at time.Time) 
 }
 
 // flush persists the release with its pending effects, then carries them
-// out one by one, persisting after each. An effect that fails stays pending
-// and is retried with backoff: a rollback is never given up.
+// out one by one, persisting after each. A traffic change is retried until
+// it succeeds: a rollback is never given up. A message or evidence write
+// that keeps failing is set aside in Undelivered, so that it cannot hold up
+// the release, and retried at every step.
 func (rn *Runner) flush(ctx context.Context, r *Release) error {
-	if err := rn.Store.Save(ctx, r); err != nil {
-		return fmt.Errorf("persist release: %w", err)
+	if err := rn.save(ctx, r); err != nil {
+		return err
 	}
-	backoff := time.Second
+	backoff, attempts := time.Second, 0
 	for len(r.Pending) > 0 {
 		e := r.Pending[0]
-		if err := rn.execute(ctx, e); err != nil {
-			rn.logger().Error("side effect failed; retrying", "key", e.Key, "kind", e.Kind, "err", err, "retry_in", backoff)
-			if err := rn.sleep(ctx, backoff); err != nil {
-				return err
+		err := rn.execute(ctx, e)
+		if err != nil {
+			attempts++
+			if e.Kind != EffectWeight && attempts >= effectAttempts {
+				rn.logger().Error("side effect keeps failing; set aside to retry later", "key", e.Key, "kind", e.Kind, "file", e.File, "err", err)
+				r.Undelivered = append(r.Undelivered, e)
+			} else {
+				rn.logger().Error("side effect failed; retrying", "key", e.Key, "kind", e.Kind, "err", err, "retry_in", backoff)
+				if err := rn.sleep(ctx, backoff); err != nil {
+					return err
+				}
+				backoff = min(backoff*2, time.Minute)
+				continue
 			}
-			backoff = min(backoff*2, time.Minute)
-			continue
 		}
-		backoff = time.Second
+		backoff, attempts = time.Second, 0
 		r.Pending = r.Pending[1:]
-		if err := rn.Store.Save(ctx, r); err != nil {
-			return fmt.Errorf("persist release: %w", err)
+		if err := rn.save(ctx, r); err != nil {
+			return err
 		}
 	}
 	return nil
 }
+
+// effectAttempts is how often a message or evidence write is tried before
+// it is set aside.
+const effectAttempts = 3
+
+// retryUndelivered tries each set-aside effect once more.
+func (rn *Runner) retryUndelivered(ctx context.Context, r *Release) {
+	if len(r.Undelivered) == 0 {
+		return
+	}
+	var left []Effect
+	for _, e := range r.Undelivered {
+		if err := rn.execute(ctx, e); err != nil {
+			left = append(left, e)
+		}
+	}
+	if len(left) != len(r.Undelivered) {
+		r.Undelivered = left
+		if err := rn.save(ctx, r); err != nil {
+			rn.logger().Error("persist release", "err", err)
+		}
+	}
+}
+
+// save persists the release, retrying a store that is briefly unavailable
+// (locked by a CLI command, a slow disk). If it stays unavailable while a
+// move of traffic back to stable is pending, that move is made anyway before
+// giving up: a rollback that cannot be recorded is still a rollback.
+func (rn *Runner) save(ctx context.Context, r *Release) error {
+	backoff := 500 * time.Millisecond
+	var err error
+	for range saveAttempts {
+		if err = rn.Store.Save(ctx, r); err == nil || errors.Is(err, ErrConflict) {
+			break
+		}
+		rn.logger().Error("persist release failed; retrying", "err", err, "retry_in", backoff)
+		if serr := rn.sleep(ctx, backoff); serr != nil {
+			break
+		}
+		backoff *= 2
+	}
+	if err == nil {
+		return nil
+	}
+	for _, e := range r.Pending {
+		if e.Kind == EffectWeight && e.Weight == 0 {
+			if werr := rn.execute(ctx, e); werr != nil {
+				rn.logger().Error("emergency rollback without persisted state failed", "err", werr)
+			}
+		}
+	}
+	return fmt.Errorf("persist release %s: %w", r.ID, err)
+}
+
+// saveAttempts bounds how often save tries before it gives up (about 15 s).
+const saveAttempts = 5
 
 func (rn *Runner) execute(ctx context.Context, e Effect) error {
 	switch e.Kind {

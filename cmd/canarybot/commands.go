@@ -39,9 +39,14 @@ func newCommandCmd(g *globals, kind rollout.CommandKind, use, short string) *cob
 			return g.send(cmd.Context(), release, rollout.Command{Kind: kind, Reason: reason}, wait)
 		},
 	}
-	c.Flags().StringVar(&release, "release", "", "release (version) to act on (default: the current one in --state)")
-	c.Flags().DurationVar(&wait, "wait", 2*time.Minute, "how long to wait for the engine to apply the command")
+	commandFlags(c, &release, &wait)
 	return c
+}
+
+// commandFlags are the flags of every command queued for a running engine.
+func commandFlags(c *cobra.Command, release *string, wait *time.Duration) {
+	c.Flags().StringVar(release, "release", "", "release (version) to act on (default: the current one in --state)")
+	c.Flags().DurationVar(wait, "wait", 2*time.Minute, "how long to wait for the engine to apply the command")
 }
 
 func newHoldCmd(g *globals) *cobra.Command {
@@ -63,8 +68,7 @@ func newHoldCmd(g *globals) *cobra.Command {
 			return g.send(cmd.Context(), release, rollout.Command{Kind: rollout.CmdHold, Duration: d, Reason: strings.Join(args, " ")}, wait)
 		},
 	}
-	c.Flags().StringVar(&release, "release", "", "release (version) to act on (default: the current one)")
-	c.Flags().DurationVar(&wait, "wait", 2*time.Minute, "how long to wait for the engine to apply the command")
+	commandFlags(c, &release, &wait)
 	return c
 }
 
@@ -79,8 +83,7 @@ func newHandoverCmd(g *globals) *cobra.Command {
 			return g.send(cmd.Context(), release, rollout.Command{Kind: rollout.CmdHandover, Target: strings.TrimPrefix(args[0], "@")}, wait)
 		},
 	}
-	c.Flags().StringVar(&release, "release", "", "release (version) to act on (default: the current one)")
-	c.Flags().DurationVar(&wait, "wait", 2*time.Minute, "how long to wait for the engine to apply the command")
+	commandFlags(c, &release, &wait)
 	return c
 }
 
@@ -190,8 +193,7 @@ func newRollbackCmd(g *globals) *cobra.Command {
 	fl.StringVar(&reason, "reason", "", "why (recorded in the evidence)")
 	fl.StringVar(&stage, "stage", "", "stage being rolled back, e.g. 25% (informational)")
 	fl.BoolVar(&dryRun, "dry-run", false, "the drill: log each step, touch nothing, write rollback_dryrun.txt")
-	fl.StringVar(&release, "release", "", "release (version) to act on (default: the current one)")
-	fl.DurationVar(&wait, "wait", 2*time.Minute, "how long to wait for the engine to apply the command")
+	commandFlags(c, &release, &wait)
 	return c
 }
 
@@ -217,6 +219,13 @@ func newStatusCmd(g *globals) *cobra.Command {
 			fmt.Fprintf(g.out, "  weight %d%%  IC %s\n", r.Weight, r.IC)
 			if r.Last.Kind != "" {
 				fmt.Fprintf(g.out, "last decision: %s — %s\n", r.Last.Kind, r.Last.Reason)
+			}
+			m := rollout.Machine{Plan: p.plan, Render: p.render}
+			switch w := m.Next(r); w.Kind {
+			case rollout.WaitCommand:
+				fmt.Fprintf(g.out, "waiting for %s\n", w.Why)
+			case rollout.WaitStep:
+				fmt.Fprintf(g.out, "next: step %s at %s\n", w.Step, w.At.UTC().Format(time.RFC3339))
 			}
 			if !r.HoldUntil.IsZero() {
 				fmt.Fprintf(g.out, "holding until %s: %s\n", r.HoldUntil.UTC().Format(time.RFC3339), r.HoldReason)
