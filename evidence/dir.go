@@ -1,15 +1,30 @@
 // Package evidence keeps a release's evidence files in <root>/<version>/ with a
-// tamper-evident manifest.json.
+// tamper-evident manifest.json (format 2).
 //
-// The manifest is a hash chain: each entry records a file's sha256 and the
-// hash of the entry before it, and its own hash is
+// The manifest holds two hash chains and a head that seals both. Each file
+// entry's hash is
 //
 //	sha256(prev_hash + "\n" + name + "\n" + sha256 + "\n")
 //
 // with the first entry's prev_hash being sha256("canarybot-evidence-v1\n" + version).
-// Editing, deleting, adding or reordering files or entries breaks the chain or a
-// file hash and is reported by Verify. A chain rewritten from the tampered entry
-// onwards is only caught against an external anchor (the head committed to git).
+// Each item of the expected list (the runbook's files for this release, some
+// waived with the reason their step is not configured) has the hash
+//
+//	sha256(prev_hash + "\n" + name + "\n" + "required" + "\n")          or
+//	sha256(prev_hash + "\n" + name + "\n" + "waived: " + reason + "\n")
+//
+// with the first item's prev_hash being sha256("canarybot-evidence-v2 expected\n" + version);
+// expected_head is the last item's hash (the genesis for an empty list), and
+//
+//	head = sha256("canarybot-evidence-v2\n" + last entry hash + "\n" + expected_head + "\n")
+//
+// with the entries' genesis standing in for the last entry hash when there are
+// none. So the version, every file and every expected name and waiver reason
+// reach the head: editing, deleting, adding or reordering files or entries, or
+// waiving, un-waiving or dropping an expected file, breaks a chain, a file hash
+// or the head and is reported by Verify. The chains are not keyed: a manifest
+// rewritten from the tampered record onwards, head included, is only caught
+// against an external anchor (the head committed to git).
 package evidence
 
 import (
@@ -30,6 +45,11 @@ import (
 // ManifestName is the manifest's file name inside a release's evidence directory.
 const ManifestName = "manifest.json"
 
+// manifestFormat is the manifest layout this package reads and writes. Format
+// 1 (no "format" field) left the expected and waived lists outside the chain,
+// so its completeness claims cannot be trusted and it is not read.
+const manifestFormat = 2
+
 // tmpPrefix starts the names of our temp files; Verify ignores them so a crash
 // mid-write does not look like tampering.
 const tmpPrefix = ".canarybot-tmp-"
@@ -44,11 +64,12 @@ var (
 )
 
 type manifest struct {
-	Entries  []entry           `json:"entries"`
-	Expected []string          `json:"expected,omitempty"`
-	Head     string            `json:"head"`
-	Version  string            `json:"version"`
-	Waived   map[string]string `json:"waived,omitempty"`
+	Entries      []entry       `json:"entries"`
+	Expected     []expectation `json:"expected"`
+	ExpectedHead string        `json:"expected_head"`
+	Format       int           `json:"format"`
+	Head         string        `json:"head"`
+	Version      string        `json:"version"`
 }
 
 type entry struct {
@@ -59,16 +80,25 @@ type entry struct {
 	Size     int64  `json:"size"`
 }
 
+// expectation is one file of the expected list; a non-empty Waived is the
+// reason the file is not required.
+type expectation struct {
+	Hash     string `json:"hash"`
+	Name     string `json:"name"`
+	PrevHash string `json:"prev_hash"`
+	Waived   string `json:"waived,omitempty"`
+}
+
+func newManifest(version string) *manifest {
+	m := &manifest{Format: manifestFormat, Version: version, Entries: []entry{}, Expected: []expectation{}}
+	m.rechainExpected()
+	return m
+}
+
 func (m *manifest) clone() *manifest {
 	c := *m
 	c.Entries = slices.Clone(m.Entries)
 	c.Expected = slices.Clone(m.Expected)
-	if m.Waived != nil {
-		c.Waived = make(map[string]string, len(m.Waived))
-		for k, v := range m.Waived {
-			c.Waived[k] = v
-		}
-	}
 	return &c
 }
 
@@ -76,7 +106,7 @@ func (m *manifest) index(name string) int {
 	return slices.IndexFunc(m.Entries, func(e entry) bool { return e.Name == name })
 }
 
-// rechain recomputes the links and hashes from entry i on, and the head.
+// rechain recomputes the entries' links and hashes from entry i on, and the head.
 func (m *manifest) rechain(from int) {
 	prev := genesisHash(m.Version)
 	if from > 0 {
@@ -88,7 +118,28 @@ func (m *manifest) rechain(from int) {
 		e.Hash = entryHash(prev, e.Name, e.SHA256)
 		prev = e.Hash
 	}
-	m.Head = prev
+	m.seal()
+}
+
+// rechainExpected recomputes the expected list's links, expected_head and the head.
+func (m *manifest) rechainExpected() {
+	prev := expectedGenesisHash(m.Version)
+	for i := range m.Expected {
+		x := &m.Expected[i]
+		x.PrevHash = prev
+		x.Hash = expectedHash(prev, x.Name, x.Waived)
+		prev = x.Hash
+	}
+	m.ExpectedHead = prev
+	m.seal()
+}
+
+func (m *manifest) seal() {
+	tail := genesisHash(m.Version)
+	if n := len(m.Entries); n > 0 {
+		tail = m.Entries[n-1].Hash
+	}
+	m.Head = headHash(tail, m.ExpectedHead)
 }
 
 func genesisHash(version string) string {
@@ -97,6 +148,24 @@ func genesisHash(version string) string {
 
 func entryHash(prev, name, fileSHA string) string {
 	return sha256Hex([]byte(prev + "\n" + name + "\n" + fileSHA + "\n"))
+}
+
+func expectedGenesisHash(version string) string {
+	return sha256Hex([]byte("canarybot-evidence-v2 expected\n" + version))
+}
+
+// expectedHash seals a name with its status. The reason is the last field, so
+// a reason holding a newline still cannot make two items hash alike.
+func expectedHash(prev, name, waived string) string {
+	status := "required"
+	if waived != "" {
+		status = "waived: " + waived
+	}
+	return sha256Hex([]byte(prev + "\n" + name + "\n" + status + "\n"))
+}
+
+func headHash(entriesTail, expectedHead string) string {
+	return sha256Hex([]byte("canarybot-evidence-v2\n" + entriesTail + "\n" + expectedHead + "\n"))
 }
 
 func sha256Hex(b []byte) string {
@@ -125,11 +194,13 @@ func badName(name string) string {
 		return "it is hidden (starts with a dot)"
 	case name == ManifestName:
 		return "manifest.json is reserved for the manifest"
-	case strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+	case strings.ContainsFunc(name, isControl):
 		return "it contains a control character"
 	}
 	return ""
 }
+
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
 
 // Dir is one release's evidence directory. Safe for concurrent use within one
 // process; two processes must not write the same directory at once.
@@ -155,8 +226,7 @@ func Open(root, version string) (*Dir, error) {
 	m, err := readManifest(path)
 	switch {
 	case errors.Is(err, ErrNoManifest):
-		m = &manifest{Version: version, Entries: []entry{}}
-		m.rechain(0)
+		m = newManifest(version)
 		if err := writeManifest(path, m); err != nil {
 			return nil, err
 		}
@@ -221,57 +291,59 @@ func (d *Dir) Write(ctx context.Context, name string, data []byte) error {
 	return nil
 }
 
-// Expect records which files this release should produce and which are waived
-// (file name -> why the step that makes it is not configured). Completeness
-// reporting uses them; the file hashes do not depend on them.
+// Expect records which files this release should produce and which of them
+// are waived (file name -> why the step that makes it is not configured, one
+// line). Both are sealed into the manifest's head, so a later hand edit of
+// either is reported by Verify and refused by Open and Check. Every waived
+// name must be in expected; expected keeps its order, without repeats.
 func (d *Dir) Expect(expected []string, waived map[string]string) error {
-	var exp []string
+	xs := make([]expectation, 0, len(expected))
+	at := make(map[string]int, len(expected))
 	for _, n := range expected {
 		if err := checkName(n); err != nil {
 			return fmt.Errorf("evidence: expected list: %w", err)
 		}
-		if !slices.Contains(exp, n) {
-			exp = append(exp, n)
+		if _, dup := at[n]; !dup {
+			at[n] = len(xs)
+			xs = append(xs, expectation{Name: n})
 		}
 	}
-	var w map[string]string
-	for n, why := range waived {
+	names := make([]string, 0, len(waived))
+	for n := range waived {
+		names = append(names, n)
+	}
+	slices.Sort(names) // the first bad waiver reported does not depend on map order
+	for _, n := range names {
+		why := waived[n]
 		if err := checkName(n); err != nil {
 			return fmt.Errorf("evidence: waived list: %w", err)
 		}
 		if strings.TrimSpace(why) == "" {
 			return fmt.Errorf("evidence: waiver for %s has no reason; say why the step is not configured", n)
 		}
-		if w == nil {
-			w = make(map[string]string, len(waived))
+		if strings.ContainsFunc(why, isControl) {
+			return fmt.Errorf("evidence: waiver for %s: reason %q contains a control character; give a one-line reason", n, why)
 		}
-		w[n] = why
+		i, ok := at[n]
+		if !ok {
+			return fmt.Errorf("evidence: waiver for %s: it is not in the expected list; add it to the list or drop the waiver", n)
+		}
+		xs[i].Waived = why
 	}
 
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if slices.Equal(d.m.Expected, exp) && mapsEqual(d.m.Waived, w) {
+	if slices.EqualFunc(d.m.Expected, xs, func(a, b expectation) bool { return a.Name == b.Name && a.Waived == b.Waived }) {
 		return nil
 	}
 	m := d.m.clone()
-	m.Expected, m.Waived = exp, w
+	m.Expected = xs
+	m.rechainExpected()
 	if err := writeManifest(d.path, m); err != nil {
 		return err
 	}
 	d.m = m
 	return nil
-}
-
-func mapsEqual(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if bv, ok := b[k]; !ok || bv != v {
-			return false
-		}
-	}
-	return true
 }
 
 func readManifest(dir string) (*manifest, error) {
@@ -282,6 +354,23 @@ func readManifest(dir string) (*manifest, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("evidence: read manifest: %w", err)
+	}
+	// Read the format alone first: a format-1 manifest's expected list is a
+	// list of strings and would otherwise fail with a puzzling type error.
+	var probe struct {
+		Format int `json:"format"`
+	}
+	if err := json.Unmarshal(b, &probe); err != nil {
+		return nil, fmt.Errorf("evidence: %s: %w: %v; restore it from git", path, ErrCorruptManifest, err)
+	}
+	switch {
+	case probe.Format == 0:
+		return nil, fmt.Errorf("evidence: %s: %w: it has no \"format\" field, so it is format 1, whose expected and waived lists "+
+			"are not sealed and cannot be trusted; move the directory aside and rerun the release to rebuild its evidence in format %d",
+			path, ErrCorruptManifest, manifestFormat)
+	case probe.Format != manifestFormat:
+		return nil, fmt.Errorf("evidence: %s: %w: it is format %d and this canarybot reads format %d; use the canarybot that wrote it",
+			path, ErrCorruptManifest, probe.Format, manifestFormat)
 	}
 	var m manifest
 	if err := json.Unmarshal(b, &m); err != nil {

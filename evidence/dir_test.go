@@ -3,6 +3,7 @@ package evidence
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -101,8 +102,8 @@ func TestWriteBuildsChain(t *testing.T) {
 			t.Errorf("%s on disk = %q, want %q", f.name, got, f.data)
 		}
 	}
-	if m.Head != prev {
-		t.Errorf("head = %s, want last entry hash %s", m.Head, prev)
+	if want := headHash(prev, expectedGenesisHash("v1.4.0")); m.Head != want {
+		t.Errorf("head = %s, want %s over the last entry hash and the empty expected list", m.Head, want)
 	}
 	des, _ := os.ReadDir(d.Path())
 	for _, de := range des {
@@ -181,7 +182,7 @@ func TestOpenContinuesChain(t *testing.T) {
 	}
 	mustWrite(t, d1, "release_tag.txt", "v1.4.0")
 	mustWrite(t, d1, "preflight.txt", "ok")
-	head := mustManifest(t, d1.Path()).Head
+	last := mustManifest(t, d1.Path()).Entries[1].Hash
 
 	d2, err := Open(root, "v1.4.0")
 	if err != nil {
@@ -194,8 +195,8 @@ func TestOpenContinuesChain(t *testing.T) {
 	if got, want := entryNames(m), []string{"release_tag.txt", "preflight.txt", "artifact_count.txt"}; !slices.Equal(got, want) {
 		t.Fatalf("entries = %v, want %v", got, want)
 	}
-	if m.Entries[2].PrevHash != head {
-		t.Errorf("new entry links to %s, want the previous head %s", m.Entries[2].PrevHash, head)
+	if m.Entries[2].PrevHash != last {
+		t.Errorf("new entry links to %s, want the previous last entry %s", m.Entries[2].PrevHash, last)
 	}
 	mustVerifyOK(t, d2.Path())
 }
@@ -220,11 +221,31 @@ func TestOpenRejects(t *testing.T) {
 		{
 			name: "manifest of another version", version: "v1.4.0", want: ErrCorruptManifest, wantMsg: `"v1.3.0"`,
 			setup: func(t *testing.T, dir string) {
-				m := &manifest{Version: "v1.3.0", Entries: []entry{}}
-				m.rechain(0)
-				if err := writeManifest(dir, m); err != nil {
+				if err := writeManifest(dir, newManifest("v1.3.0")); err != nil {
 					t.Fatal(err)
 				}
+			},
+		},
+		{
+			name: "format 1 manifest", version: "v1.4.0", want: ErrCorruptManifest, wantMsg: "format 1",
+			setup: func(t *testing.T, dir string) {
+				writeRaw(t, filepath.Join(dir, ManifestName), mustRead(t, "testdata/manifest_format1.json"))
+			},
+		},
+		{
+			name: "unknown format", version: "v1.4.0", want: ErrCorruptManifest, wantMsg: "format 3",
+			setup: func(t *testing.T, dir string) {
+				editManifest(t, dir, func(m *manifest) { m.Format = 3 })
+			},
+		},
+		{
+			name: "waiver added by hand", version: "v1.4.0", want: ErrCorruptManifest, wantMsg: "warroom_log.txt",
+			setup: func(t *testing.T, dir string) {
+				editManifest(t, dir, func(m *manifest) {
+					m.Expected = []expectation{{Name: "preflight.txt"}, {Name: "warroom_log.txt"}}
+					m.rechainExpected()
+					m.Expected[1].Waived = "not configured here"
+				})
 			},
 		},
 		{
@@ -303,19 +324,34 @@ func TestExpect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	mustWrite(t, d, "release_tag.txt", "v1.4.0")
 	mpath := filepath.Join(d.Path(), ManifestName)
-	exp := []string{"release_tag.txt", "sbom_v1.4.0.json", "release_tag.txt"}
+	headBefore := mustManifest(t, d.Path()).Head
+	exp := []string{"release_tag.txt", "sbom_v1.4.0.json", "release_tag.txt", "warroom_log.txt"}
 	waived := map[string]string{"sbom_v1.4.0.json": "green button not configured"}
 	if err := d.Expect(exp, waived); err != nil {
 		t.Fatal(err)
 	}
 	m := mustManifest(t, d.Path())
-	if want := []string{"release_tag.txt", "sbom_v1.4.0.json"}; !slices.Equal(m.Expected, want) {
-		t.Errorf("expected = %v, want %v (deduplicated, in order)", m.Expected, want)
+	want := []expectation{{Name: "release_tag.txt"}, {Name: "sbom_v1.4.0.json", Waived: "green button not configured"}, {Name: "warroom_log.txt"}}
+	if !slices.EqualFunc(m.Expected, want, func(a, b expectation) bool { return a.Name == b.Name && a.Waived == b.Waived }) {
+		t.Errorf("expected = %+v, want %+v (deduplicated, in order, waiver on its item)", m.Expected, want)
 	}
-	if m.Waived["sbom_v1.4.0.json"] != "green button not configured" {
-		t.Errorf("waived = %v", m.Waived)
+	prev := expectedGenesisHash("v1.4.0")
+	for i, x := range m.Expected {
+		if x.PrevHash != prev || x.Hash != expectedHash(prev, x.Name, x.Waived) {
+			t.Errorf("expected item %d (%s) is not chained to the one before it", i, x.Name)
+		}
+		prev = x.Hash
 	}
+	if m.ExpectedHead != prev || m.Head != headHash(m.Entries[0].Hash, prev) {
+		t.Errorf("expected_head %s / head %s do not seal the list ending on %s", m.ExpectedHead, m.Head, prev)
+	}
+	if m.Head == headBefore {
+		t.Errorf("Expect left the head unchanged, so the list is not sealed")
+	}
+	mustVerifyOK(t, d.Path())
+
 	before := mustRead(t, mpath)
 	if err := d.Expect(exp, waived); err != nil {
 		t.Fatal(err)
@@ -333,6 +369,8 @@ func TestExpect(t *testing.T) {
 		{"bad expected name", []string{"../x"}, nil, "expected list"},
 		{"bad waived name", nil, map[string]string{"a/b": "x"}, "waived list"},
 		{"waiver without reason", nil, map[string]string{"sbom_v1.4.0.json": " "}, "no reason"},
+		{"multi-line reason", exp, map[string]string{"sbom_v1.4.0.json": "not\nconfigured"}, "control character"},
+		{"waiver for a name not expected", exp, map[string]string{"pg_dead_tuples_top5.txt": "no database"}, "not in the expected list"},
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {
@@ -345,6 +383,27 @@ func TestExpect(t *testing.T) {
 			}
 		})
 	}
+
+	// Lifting the waiver re-seals: the manifest still verifies and now requires the file.
+	if err := d.Expect(exp, nil); err != nil {
+		t.Fatal(err)
+	}
+	mustVerifyOK(t, d.Path())
+	if m := mustManifest(t, d.Path()); m.Expected[1].Waived != "" || m.Head == headHashOf(t, before) {
+		t.Errorf("lifting the waiver did not re-seal the list: %+v", m.Expected[1])
+	}
+	// A later write keeps the list sealed.
+	mustWrite(t, d, "warroom_log.txt", "09:00 start\n")
+	mustVerifyOK(t, d.Path())
+}
+
+func headHashOf(t testing.TB, manifestJSON []byte) string {
+	t.Helper()
+	var m manifest
+	if err := json.Unmarshal(manifestJSON, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m.Head
 }
 
 func TestConcurrentWrites(t *testing.T) {

@@ -20,6 +20,13 @@ type Inbox interface {
 	Take(ctx context.Context, id string) ([]Command, error)
 }
 
+// Heartbeater is implemented by stores that record that an engine is alive,
+// so that a command line in another process can tell whether anyone will
+// apply its command.
+type Heartbeater interface {
+	Heartbeat(ctx context.Context, id string, at time.Time) error
+}
+
 // BatchMetrics is implemented by Metrics adapters that can answer a tick's
 // queries together more cheaply than one by one.
 type BatchMetrics interface {
@@ -44,6 +51,9 @@ type Runner struct {
 	Inbox Inbox
 	// Wake, when it fires, makes the runner look at its inbox at once.
 	Wake <-chan struct{}
+	// InboxPoll, when set, is how often the runner looks at its inbox while
+	// it waits, so a command from another process acts within it.
+	InboxPoll time.Duration
 	// QueryTimeout bounds each signal query; zero means half a tick.
 	QueryTimeout time.Duration
 	Log          *slog.Logger
@@ -119,6 +129,11 @@ func (rn *Runner) reconcile(ctx context.Context, r *Release) error {
 
 // step waits for what the release waits for, then does it.
 func (rn *Runner) step(ctx context.Context, r *Release) error {
+	if hb, ok := rn.Store.(Heartbeater); ok {
+		if err := hb.Heartbeat(ctx, r.ID, rn.Clock.Now()); err != nil {
+			rn.logger().Warn("heartbeat not recorded", "err", err)
+		}
+	}
 	if err := rn.takeCommands(ctx, r); err != nil {
 		return err
 	}
@@ -135,6 +150,9 @@ func (rn *Runner) step(ctx context.Context, r *Release) error {
 		wait := rn.Machine.Plan.Tick
 		if w.Kind != WaitCommand && w.At.Sub(now) < wait {
 			wait = w.At.Sub(now)
+		}
+		if rn.InboxPoll > 0 && rn.InboxPoll < wait {
+			wait = rn.InboxPoll
 		}
 		return rn.sleep(ctx, wait)
 	}

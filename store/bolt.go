@@ -220,3 +220,29 @@ func (b *Bolt) Take(ctx context.Context, id string) ([]rollout.Command, error) {
 	})
 	return out, err
 }
+
+func heartbeatKey(id string) []byte { return []byte("heartbeat/" + id) }
+
+// Heartbeat records that an engine is driving the release, and when.
+func (b *Bolt) Heartbeat(ctx context.Context, id string, at time.Time) error {
+	data, err := at.UTC().MarshalText()
+	if err != nil {
+		return err
+	}
+	return b.update(func(tx *bolt.Tx) error {
+		return tx.Bucket(metaBucket).Put(heartbeatKey(id), data)
+	})
+}
+
+// LastHeartbeat is when an engine last said it was driving the release;
+// zero if none ever did.
+func (b *Bolt) LastHeartbeat(ctx context.Context, id string) (time.Time, error) {
+	var at time.Time
+	err := b.view(func(tx *bolt.Tx) error {
+		if data := tx.Bucket(metaBucket).Get(heartbeatKey(id)); data != nil {
+			return at.UnmarshalText(data)
+		}
+		return nil
+	})
+	return at, err
+}

@@ -96,3 +96,24 @@ func TestInbox(t *testing.T) {
 		t.Fatalf("after applying a: %v %v, want only b", left, err)
 	}
 }
+
+func TestHeartbeat(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if at, err := s.LastHeartbeat(ctx, "v1"); err != nil || !at.IsZero() {
+		t.Fatalf("heartbeat before any engine: %v %v, want zero", at, err)
+	}
+	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	if err := s.Heartbeat(ctx, "v1", now); err != nil {
+		t.Fatal(err)
+	}
+	if at, err := s.LastHeartbeat(ctx, "v1"); err != nil || !at.Equal(now) {
+		t.Fatalf("heartbeat %v %v, want %v", at, err, now)
+	}
+	if at, _ := s.LastHeartbeat(ctx, "v2"); !at.IsZero() {
+		t.Fatalf("another release's heartbeat leaked: %v", at)
+	}
+}

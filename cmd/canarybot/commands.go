@@ -100,6 +100,18 @@ func (g *globals) send(ctx context.Context, release string, c rollout.Command, w
 	if r.Phase.Terminal() {
 		return badInput("release %s is already %s", r.Version, r.Phase)
 	}
+	seen, err := p.store.LastHeartbeat(ctx, r.ID)
+	if err != nil {
+		return err
+	}
+	if age := time.Since(seen); age > engineSilence {
+		last := "never"
+		if !seen.IsZero() {
+			last = age.Round(time.Second).String() + " ago"
+		}
+		return fmt.Errorf("no engine is driving %s (last heartbeat: %s), so nothing would apply `%s`; resume the release with `canarybot run %s` on this --state and try again (nothing was queued)",
+			r.Version, last, c.String(), r.Version)
+	}
 	c.ID, c.User, c.At = newID(), g.who(), time.Now().UTC()
 	if err := p.store.Enqueue(ctx, r.ID, c); err != nil {
 		return err
@@ -129,6 +141,11 @@ func (g *globals) send(ctx context.Context, release string, c rollout.Command, w
 	}
 	return fmt.Errorf("the engine did not apply the command within %s: is `canarybot run` (or the bot) running on %s? The command stays queued", wait, r.Version)
 }
+
+// engineSilence is how long without a heartbeat before the CLI decides no
+// engine is driving the release. A tick's queries or a preflight can keep
+// an engine busy for a minute.
+const engineSilence = 90 * time.Second
 
 func containsID(ids []string, id string) bool {
 	for _, x := range ids {

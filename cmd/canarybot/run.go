@@ -150,16 +150,17 @@ func runRelease(ctx context.Context, g *globals, version string, o runOptions) e
 		return err
 	}
 	rn := &rollout.Runner{
-		Machine:  &rollout.Machine{Plan: &plan, Render: p.render},
-		Metrics:  prom,
-		Alerts:   prom,
-		Traffic:  router,
-		Notifier: &bot.Terminal{W: g.out, Plan: &plan, Render: p.render},
-		Evidence: ev,
-		Store:    p.store,
-		Clock:    clock.Real{},
-		Inbox:    p.store,
-		Log:      log,
+		Machine:   &rollout.Machine{Plan: &plan, Render: p.render},
+		Metrics:   prom,
+		Alerts:    prom,
+		Traffic:   router,
+		Notifier:  &bot.Terminal{W: g.out, Plan: &plan, Render: p.render},
+		Evidence:  ev,
+		Store:     p.store,
+		Clock:     clock.Real{},
+		Inbox:     p.store,
+		InboxPoll: time.Second,
+		Log:       log,
 	}
 	fmt.Fprintf(g.out, "canarybot run %s: router on %s (stable %s, canary %s); signals from %s; state %s; evidence %s\n",
 		version, ln.Addr(), stableURL.Host, canaryURL.Host, promURL, cfg.StatePath, ev.Path())
