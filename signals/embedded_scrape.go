@@ -74,7 +74,7 @@ func newScrapeTargets(ts []Target) ([]*scrapeTarget, error) {
 		}
 		seen[ls.Hash()] = i
 		withName := func(name string) labels.Labels {
-			return labels.NewBuilder(ls).Set(labels.MetricName, name).Labels()
+			return labels.NewBuilder(ls).Set(model.MetricNameLabel, name).Labels()
 		}
 		out = append(out, &scrapeTarget{
 			url:      t.URL,

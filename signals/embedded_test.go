@@ -3,11 +3,13 @@ package signals
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -443,6 +445,75 @@ func TestQueryAllAgreesWithQuery(t *testing.T) {
 		}
 	}
 }
+
+// TestQueryAllMatchesOneByOne runs a mixed tick through QueryAll and each
+// query through Query: values, warnings and errors must be the same.
+func TestQueryAllMatchesOneByOne(t *testing.T) {
+	canary, stable := newService(t, "/api/orders", "/api/quotes"), newService(t, "/api/orders", "/api/quotes")
+	tr := healthy()
+	tr.errors5xx, tr.cspViolations = 2, 3
+	canary.set(tr)
+	e, clk := newStore(t, EmbeddedOptions{Targets: []Target{canary.target("canary", "c1"), stable.target("stable", "s1")}})
+	at := play(t, e, clk, 12, canary, stable)
+	ctx := context.Background()
+
+	// kind is what Query answers, so that the fixture is known to exercise
+	// each outcome.
+	tests := []struct{ query, kind string }{
+		{`sum(rate(http_requests_total{track="canary"}[2m]))`, "value"},
+		{`sum(rate(orders_rejected_total{track="canary"}[2m]))`, "no values"},
+		{`sum by (route) (rate(http_requests_total{track="canary"}[2m]))`, "error"},
+		{`sum(rate(http_requests_total{track="canary"}[2m]`, "parse error"},
+		{`scalar(count(up))`, "value"},
+		{`sum(rate(risk_blocks_total{track="canary"}[2m])) / sum(rate(risk_blocks_total{track="canary"}[2m]))`, "NaN"},
+		{`sum(rate(nodejs_eventloop_lag_seconds{track="canary"}[1m]))`, "warning"},
+		{`http_requests_total{track="canary",route="/api/orders",code="200"}[1m]`, "error"},
+		{`label_replace(up, "x", "$1", "instance", "(")`, "error"},
+		{"sum(rate(http_requests_total{track=\"canary\"}[2m])) # a comment", "value"},
+		{`sum(rate(http_requests_total{track="canary"}[2m]))`, "value"},
+	}
+	queries := make([]string, len(tests))
+	for i, tt := range tests {
+		queries[i] = tt.query
+	}
+	samples, errs := e.QueryAll(ctx, queries, at)
+	if len(samples) != len(queries) || len(errs) != len(queries) {
+		t.Fatalf("QueryAll returned %d samples and %d errors for %d queries", len(samples), len(errs), len(queries))
+	}
+	for i, tt := range tests {
+		want, wantErr := e.Query(ctx, tt.query, at)
+		var kind string
+		switch {
+		case errors.Is(wantErr, rollout.ErrNoValues):
+			kind = "no values"
+		case wantErr != nil && strings.Contains(wantErr.Error(), "parse error"):
+			kind = "parse error"
+		case wantErr != nil:
+			kind = "error"
+		case len(want.Warnings) > 0:
+			kind = "warning"
+		case math.IsNaN(want.Value):
+			kind = "NaN"
+		default:
+			kind = "value"
+		}
+		if kind != tt.kind {
+			t.Errorf("%s: Query answered %s (%v, %v), the fixture wants %s", tt.query, kind, want.Value, wantErr, tt.kind)
+		}
+		if fmt.Sprint(errs[i]) != fmt.Sprint(wantErr) || errors.Is(errs[i], rollout.ErrNoValues) != errors.Is(wantErr, rollout.ErrNoValues) {
+			t.Errorf("%s: QueryAll error %v, Query error %v", tt.query, errs[i], wantErr)
+		}
+		if !sameValue(samples[i].Value, want.Value) {
+			t.Errorf("%s: QueryAll %v, Query %v", tt.query, samples[i].Value, want.Value)
+		}
+		if !slices.Equal(samples[i].Warnings, want.Warnings) {
+			t.Errorf("%s: QueryAll warnings %q, Query warnings %q", tt.query, samples[i].Warnings, want.Warnings)
+		}
+	}
+}
+
+// sameValue is == with NaN equal to NaN: a NaN signal value is an answer.
+func sameValue(a, b float64) bool { return a == b || math.IsNaN(a) && math.IsNaN(b) }
 
 func TestNewEmbeddedRejectsBadInput(t *testing.T) {
 	tests := []struct {
