@@ -68,10 +68,11 @@ const (
 	wsRetryBackoff   = 200 * time.Millisecond
 	wsSessionJitter  = 0.25 // ± fraction of wsSession, so clients do not reconnect in step
 	defaultConcSlack = 8
-	// maxRPS is far beyond what one laptop process serves; it keeps the
-	// tick interval a sane duration.
-	maxRPS = 100_000
 )
+
+// MaxRPS is the highest LoadConfig.RPS that Run accepts: far beyond what one
+// laptop process serves, it keeps the tick interval a sane duration.
+const MaxRPS = 100_000
 
 // Load is a load generator. Run it once.
 type Load struct {
@@ -148,8 +149,8 @@ func (l *Load) check() (base, ws string, err error) {
 	if c.RPS < 0 || c.WSClients < 0 {
 		return "", "", fmt.Errorf("%w: RPS %d and WSClients %d must not be negative", ErrLoadConfig, c.RPS, c.WSClients)
 	}
-	if c.RPS > maxRPS {
-		return "", "", fmt.Errorf("%w: RPS %d: use at most %d", ErrLoadConfig, c.RPS, maxRPS)
+	if c.RPS > MaxRPS {
+		return "", "", fmt.Errorf("%w: RPS %d: use at most %d", ErrLoadConfig, c.RPS, MaxRPS)
 	}
 	if c.RPS == 0 && c.WSClients == 0 {
 		return "", "", fmt.Errorf("%w: RPS and WSClients are both 0: set at least one", ErrLoadConfig)

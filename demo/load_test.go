@@ -47,7 +47,7 @@ func runLoad(t *testing.T, l *Load) (stop func() error) {
 func TestLoadAgainstService(t *testing.T) {
 	s := NewService(TrackStable, 7)
 	s.timeScale = 0
-	s.riskProb = 0
+	s.SetRiskBlockProbability(0)
 	defer s.Close()
 	var quotes, orders atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

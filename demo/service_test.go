@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
@@ -12,7 +13,9 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 	"github.com/prometheus/prometheus/model/labels"
@@ -28,7 +31,7 @@ func newTestService(t *testing.T, track string) (*Service, *httptest.Server) {
 	t.Helper()
 	s := NewService(track, 42)
 	s.timeScale = 0
-	s.riskProb = 0
+	s.SetRiskBlockProbability(0)
 	srv := httptest.NewServer(s)
 	t.Cleanup(func() {
 		srv.Close()
@@ -262,7 +265,7 @@ func TestIdempotencyKeysAreBounded(t *testing.T) {
 
 func TestRiskBlock(t *testing.T) {
 	s, srv := newTestService(t, TrackCanary)
-	s.riskProb = 1
+	s.SetRiskBlockProbability(1)
 	resp, body := do(t, http.MethodPost, srv.URL+"/api/exec/order", map[string]string{IdempotencyHeader: "risky"})
 	if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(body, "risk_blocked") {
 		t.Fatalf("order = %d %q, want 422 risk_blocked", resp.StatusCode, body)
@@ -399,6 +402,145 @@ func TestFaults(t *testing.T) {
 	}
 }
 
+// TestHistogramObservesSimulatedLatency checks that the duration histogram
+// records the latency the service simulates, not the wall time a request
+// took: with sigma 0 every simulated request lasts exactly the median (plus
+// the latency fault), so any handler or scheduling time would show in the
+// sum. That is what keeps a clean canary's p95 clean on a busy machine.
+func TestHistogramObservesSimulatedLatency(t *testing.T) {
+	const n = 50
+	tests := []struct {
+		name   string
+		fault  Fault
+		method string
+		route  string
+		path   string
+		want   time.Duration // observed per request
+	}{
+		{"clean quote", FaultNone, http.MethodGet, routeQuote, "/api/quote?symbol=BTCUSDT", latencyMedian},
+		{"clean order", FaultNone, http.MethodPost, routeOrder, "/api/exec/order", latencyMedian},
+		{"latency fault", FaultLatency, http.MethodGet, routeQuote, "/api/quote?symbol=BTCUSDT", latencyMedian + faultLatency},
+		{"errors fault, 503s included", FaultErrors, http.MethodGet, routeQuote, "/api/quote?symbol=BTCUSDT", latencyMedian},
+		{"wrong method is not simulated", FaultLatency, http.MethodPost, routeQuote, "/api/quote?symbol=BTCUSDT", 0},
+		{"csp report is not simulated", FaultLatency, http.MethodPost, routeCSPReport, "/api/csp-report", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, srv := newTestService(t, TrackCanary)
+			s.sigma = 0
+			s.SetFault(tt.fault)
+			for i := range n {
+				resp, body := do(t, tt.method, srv.URL+tt.path, map[string]string{IdempotencyHeader: fmt.Sprint("key-", i)})
+				if resp.StatusCode >= 500 && tt.fault != FaultErrors {
+					t.Fatalf("%s %s = %d %q", tt.method, tt.path, resp.StatusCode, body)
+				}
+			}
+			m := scrape(t, srv)
+			route := map[string]string{"route": tt.route}
+			count, _ := sum(m, "http_request_duration_seconds_count", route)
+			total, _ := sum(m, "http_request_duration_seconds_sum", route)
+			if count != n {
+				t.Fatalf("duration count = %v, want %d", count, n)
+			}
+			if want := n * tt.want.Seconds(); math.Abs(total-want) > 1e-9 {
+				t.Errorf("duration sum = %.9f s, want exactly %d × %s = %.9f s", total, n, tt.want, want)
+			}
+		})
+	}
+}
+
+// TestCSPScrapedWithItsRequests scrapes while requests are answered: each
+// scrape must show every csp_violations_total series at exactly 0.02 times
+// its http_requests_total twin. A scrape that saw a request without its
+// CSP share would, in the handful of requests a 1 % canary's window holds,
+// move the CSP signal past its baseline+10 % bound.
+func TestCSPScrapedWithItsRequests(t *testing.T) {
+	s, srv := newTestService(t, TrackCanary)
+	const workers, each = 4, 100
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				// Orders without a key are 400s: two codes per route.
+				h := map[string]string{}
+				if i%2 == 0 {
+					h[IdempotencyHeader] = fmt.Sprint("key-", w, "-", i)
+				}
+				resp, err := postOrder(srv.URL, h)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				resp.Body.Close()
+			}
+		})
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	// The workers report to t, so a failed scrape waits for them too.
+	defer func() { <-done }()
+	scrapes := 0
+	for finished := false; !finished; scrapes++ {
+		select {
+		case <-done:
+			finished = true // one last scrape of the final counts
+		default:
+		}
+		if err := checkCSPTwins(s); err != nil {
+			t.Errorf("scrape %d: %v", scrapes, err)
+			return
+		}
+	}
+	if n, _ := sum(scrape(t, srv), "http_requests_total", map[string]string{"route": routeOrder}); n != workers*each {
+		t.Errorf("%v orders counted after %d scrapes, want %d", n, scrapes, workers*each)
+	}
+}
+
+// checkCSPTwins gathers s's metrics once and checks that every
+// csp_violations_total series is 0.02 times its http_requests_total twin.
+func checkCSPTwins(s *Service) error {
+	mfs, err := s.reg.Gather()
+	if err != nil {
+		return err
+	}
+	values := map[string]map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			key := ""
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == "code" || lp.GetName() == "route" {
+					key += lp.GetName() + "=" + lp.GetValue() + " "
+				}
+			}
+			if values[mf.GetName()] == nil {
+				values[mf.GetName()] = map[string]float64{}
+			}
+			values[mf.GetName()][key] = m.GetCounter().GetValue()
+		}
+	}
+	reqs, csp := values["http_requests_total"], values["csp_violations_total"]
+	if len(reqs) == 0 || len(csp) != len(reqs) {
+		return fmt.Errorf("%d http_requests_total series, %d csp_violations_total series; want the same, at least one", len(reqs), len(csp))
+	}
+	for k, n := range reqs {
+		if got := csp[k]; math.Abs(got-0.02*n) > 1e-9 {
+			return fmt.Errorf("csp_violations_total{%s} = %v with %v requests, want exactly 0.02 per request", k, got, n)
+		}
+	}
+	return nil
+}
+
+func postOrder(url string, header map[string]string) (*http.Response, error) {
+	req, err := http.NewRequest(http.MethodPost, url+"/api/exec/order", nil)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	return http.DefaultClient.Do(req)
+}
+
 func TestClearingFaultRestoresOutbox(t *testing.T) {
 	s, srv := newTestService(t, TrackCanary)
 	s.SetFault(FaultTrigger)
@@ -421,6 +563,18 @@ func TestSimulatedProcessMetrics(t *testing.T) {
 	csp, _ := sum(m, "csp_violations_total", nil)
 	if reqs != n+1 || math.Abs(csp-0.02*reqs) > 1e-9 {
 		t.Errorf("csp_violations_total = %v for %v requests, want exactly 0.02 per request", csp, reqs)
+	}
+	// Series by series too, so that rate() over a few requests gives the
+	// CSP signal exactly 0.02 whatever codes the window holds.
+	for _, smp := range m {
+		if smp.name != "http_requests_total" {
+			continue
+		}
+		labels := map[string]string{"code": smp.labels["code"], "route": smp.labels["route"]}
+		got, found := sum(m, "csp_violations_total", labels)
+		if !found || math.Abs(got-0.02*smp.value) > 1e-9 {
+			t.Errorf("csp_violations_total%v = %v (found %v), want 0.02 × http_requests_total = %v", labels, got, found, 0.02*smp.value)
+		}
 	}
 
 	if lag, _ := sum(m, "nodejs_eventloop_lag_seconds", nil); lag < 0.010 || lag > 0.014 {

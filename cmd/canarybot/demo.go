@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,6 +30,20 @@ import (
 	"github.com/canarybot/canarybot/traffic"
 )
 
+// defaultDemoEvidence is the evidence root the demo writes to unless
+// --evidence-dir says otherwise. It is the only root whose previous demo
+// evidence the demo replaces without --replace.
+const defaultDemoEvidence = "demo-evidence"
+
+// Why a demo run stopped before its release ended.
+var (
+	// errDemoDeadline: the run exceeded its wall-clock limit.
+	errDemoDeadline = errors.New("the demo did not finish in time")
+	// errDemoStopped: a background part (metrics store, load generator)
+	// failed, so the release could no longer be measured.
+	errDemoStopped = errors.New("the demo stopped")
+)
+
 // demoOptions are the demo's knobs.
 type demoOptions struct {
 	version    string
@@ -38,6 +55,12 @@ type demoOptions struct {
 	wsClients  int
 	evidence   string
 	state      string
+	// replace lets the demo delete <evidence>/<version> outside its
+	// default root.
+	replace bool
+	// deadline is the run's wall-clock limit; zero derives it from the
+	// plan (see demoDeadline).
+	deadline time.Duration
 }
 
 func newDemoCmd(g *globals) *cobra.Command {
@@ -53,7 +76,12 @@ engine then runs the runbook's release against them in virtual time (--speed tim
 stages 1→100 %, a first night compressed 60×, evidence, one-liner and mini RCA.
 
 --fault degrades the canary during a stage (--fault-stage) and the engine rolls back on its own:
-latency (p95 breach), errors (5xx breach) or trigger (an auto_rollback alert rule fires).`,
+latency (p95 breach), errors (5xx breach) or trigger (an auto_rollback alert rule fires).
+
+Evidence goes to ./` + defaultDemoEvidence + `/<version>/, replacing the previous demo's. With --evidence-dir
+the demo refuses to overwrite an existing <dir>/<version>/ unless --replace is given, so that it never
+deletes a real release's evidence. The run stops with an error if it has not ended by a wall-clock limit
+derived from the plan and --speed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f, err := demo.ParseFault(fault)
@@ -61,12 +89,13 @@ latency (p95 breach), errors (5xx breach) or trigger (an auto_rollback alert rul
 				return badInput("--fault: %v", err)
 			}
 			o.fault = f
-			if o.speed < 1 {
-				return badInput("--speed must be at least 1 (virtual seconds per wall second), got %g", o.speed)
+			fl := cmd.Flags()
+			if f == demo.FaultNone && (fl.Changed("fault-stage") || fl.Changed("fault-after")) {
+				return badInput("--fault-stage and --fault-after place a fault: add --fault latency, errors or trigger")
 			}
 			o.evidence, o.state = g.evidenceDir, g.statePath
 			if o.evidence == "" {
-				o.evidence = "demo-evidence"
+				o.evidence = defaultDemoEvidence
 			}
 			_, err = runDemo(cmd.Context(), g, o)
 			return err
@@ -76,11 +105,83 @@ latency (p95 breach), errors (5xx breach) or trigger (an auto_rollback alert rul
 	fl.StringVar(&o.version, "version", "v1.4.0", "version the demo releases")
 	fl.Float64Var(&o.speed, "speed", 60, "virtual seconds per wall second (60: the 90-minute canary in 1.5 minutes)")
 	fl.StringVar(&fault, "fault", "none", "degrade the canary: none, latency, errors or trigger")
-	fl.IntVar(&o.faultStage, "fault-stage", 3, "stage (1-5) during which the fault starts")
-	fl.DurationVar(&o.faultAfter, "fault-after", 5*time.Minute, "virtual time into the stage at which the fault starts")
-	fl.IntVar(&o.rps, "rps", 200, "load: HTTP requests per second through the router")
-	fl.IntVar(&o.wsClients, "ws-clients", 100, "load: WebSocket clients through the router")
+	fl.IntVar(&o.faultStage, "fault-stage", 3, "stage during which the fault starts, 1 to the plan's number of stages (5 by default)")
+	fl.DurationVar(&o.faultAfter, "fault-after", 5*time.Minute, "virtual time into the stage at which the fault starts; more than 0 and less than the stage's dwell")
+	fl.IntVar(&o.rps, "rps", 200, fmt.Sprintf("load: HTTP requests per second through the router, 1 to %d", demo.MaxRPS))
+	fl.IntVar(&o.wsClients, "ws-clients", 100, "load: WebSocket clients through the router, at least 1")
+	fl.BoolVar(&o.replace, "replace", false, "delete an existing <evidence-dir>/<version>/ and write the demo's evidence there (only needed outside ./"+defaultDemoEvidence+")")
 	return c
+}
+
+// validateDemo checks the options against the plan before anything starts.
+// Every knob that would leave the release without traffic, or the fault
+// nowhere, is refused here: the run would otherwise hold until its
+// deadline, or end clean when a rollback was asked for.
+func validateDemo(o demoOptions, plan rollout.Plan) error {
+	if !(o.speed >= 1) || math.IsInf(o.speed, 0) {
+		return badInput("--speed must be a number of at least 1 (virtual seconds per wall second), got %g", o.speed)
+	}
+	if o.version == "" || o.version != filepath.Base(o.version) || strings.HasPrefix(o.version, ".") || strings.ContainsAny(o.version, `/\`) {
+		// The version names a directory under the evidence root that the
+		// demo may delete: it must not reach outside it.
+		return badInput("--version %q: use a release tag such as v1.4.0 (a plain directory name, no path)", o.version)
+	}
+	if o.rps < 1 || o.rps > demo.MaxRPS {
+		return badInput("--rps must be between 1 and %d requests per second, got %d: without HTTP traffic the canary's signals read no data and the release holds", demo.MaxRPS, o.rps)
+	}
+	if o.wsClients < 1 {
+		return badInput("--ws-clients must be at least 1, got %d: without WebSocket clients the staleness signal reads no data and the release holds", o.wsClients)
+	}
+	if o.fault == demo.FaultNone {
+		return nil
+	}
+	n := len(plan.Stages)
+	if o.faultStage < 1 || o.faultStage > n {
+		return badInput("--fault-stage must be between 1 and %d (the plan's stages), got %d", n, o.faultStage)
+	}
+	if dwell := plan.Stages[o.faultStage-1].Dwell; o.faultAfter <= 0 || o.faultAfter >= dwell {
+		return badInput("--fault-after must be more than 0 and less than stage %d's dwell of %s, got %s", o.faultStage, dwell, o.faultAfter)
+	}
+	return nil
+}
+
+// prepareDemoEvidence makes <root>/<version> free for the demo. It deletes
+// an earlier run's directory only under the demo's own default root, or
+// when replace is set: any other root may hold a real release's evidence.
+// An empty directory is left as it is, since there is nothing to lose.
+func prepareDemoEvidence(out io.Writer, root, version string, replace bool) error {
+	dir := filepath.Join(root, version)
+	entries, err := os.ReadDir(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("demo evidence %s: %w", dir, err)
+	case len(entries) == 0:
+		return nil
+	case !replace && filepath.Clean(root) != defaultDemoEvidence:
+		return badInput("%s already exists and may hold a real release's evidence; the demo replaces evidence only under ./%s: "+
+			"pass another --evidence-dir (a new directory), or --replace to delete %s and write the demo's there", dir, defaultDemoEvidence, dir)
+	}
+	fmt.Fprintf(out, "replacing the previous demo's evidence in %s\n", dir)
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("demo evidence: %w", err)
+	}
+	return nil
+}
+
+// demoDeadline is the wall time a demo of plan may take before it is
+// stopped: the virtual length of the stages and the first night, the same
+// again plus two holds per stage as slack for holds and slow readings,
+// scaled by the speed, plus a minute for starting up and writing evidence.
+func demoDeadline(plan rollout.Plan, speed float64) time.Duration {
+	var virtual time.Duration
+	for _, s := range plan.Stages {
+		virtual += s.Dwell
+	}
+	virtual += plan.FirstNight.Duration()
+	slack := virtual + time.Duration(len(plan.Stages))*2*max(plan.Hold, plan.Tick)
+	return time.Duration(float64(virtual+slack)/speed) + time.Minute
 }
 
 // demoPlan is the configured plan adapted to the demo's virtual time: the
@@ -116,16 +217,104 @@ type demoResult struct {
 	completeness evidence.Completeness
 }
 
+// lockedWriter serialises writes to w with the writers sharing mu: the
+// engine, the fault goroutine and the logger all print while the release
+// runs.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// runBackground runs a part of the demo that must last as long as the
+// demo does. If it fails, or returns before ctx ends, it stops the whole
+// run with errDemoStopped: a release measured without scrapes or without
+// load would only hold until the deadline.
+func runBackground(ctx context.Context, wg *sync.WaitGroup, stop context.CancelCauseFunc, name string, run func(context.Context) error) {
+	wg.Go(func() {
+		err := run(ctx)
+		switch {
+		case err != nil:
+			stop(fmt.Errorf("%w: %s failed: %w", errDemoStopped, name, err))
+		case ctx.Err() == nil:
+			stop(fmt.Errorf("%w: %s ended before the release did", errDemoStopped, name))
+		}
+	})
+}
+
+// demoWhere says where a release was from its last notification.
+func demoWhere(e *rollout.Event, stages int) string {
+	if e == nil {
+		return "phase starting (no notification yet)"
+	}
+	s := fmt.Sprintf("phase %s", e.Phase)
+	if e.Stage > 0 {
+		s += fmt.Sprintf(", stage %d/%d at %d%%", e.Stage, stages, e.Weight)
+	}
+	return s + fmt.Sprintf(", last notification %q at %s", firstLine(e.Text), fmtTime(e.At))
+}
+
 func runDemo(ctx context.Context, g *globals, o demoOptions) (*demoResult, error) {
 	cfg, err := g.loadConfig()
 	if err != nil {
 		return nil, err
 	}
+	if err := validateDemo(o, cfg.Plan); err != nil {
+		return nil, err
+	}
 	plan := demoPlan(cfg.Plan, o.speed)
-	log := g.logger()
-	out := g.out
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	// One lock for both streams: they may be the same writer.
+	var outMu sync.Mutex
+	gl := *g
+	gl.out, gl.errOut = lockedWriter{&outMu, g.out}, lockedWriter{&outMu, g.errOut}
+	log := gl.logger()
+	out := gl.out
+
+	if err := prepareDemoEvidence(out, o.evidence, o.version, o.replace); err != nil {
+		return nil, err
+	}
+
+	limit := o.deadline
+	if limit <= 0 {
+		limit = demoDeadline(plan, o.speed)
+	}
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	ctx, cancelDeadline := context.WithTimeoutCause(ctx, limit, errDemoDeadline)
+	defer cancelDeadline()
+	began := time.Now()
+
+	// lastEvent is the last notification, for saying where a stopped run
+	// was; armed makes the fault start once even if a stage's
+	// notification is repeated.
+	var (
+		resMu     sync.Mutex
+		lastEvent *rollout.Event
+		armed     bool
+	)
+	// stopped turns an early end of the run into the reason for it: the
+	// deadline or a failed background part. Anything else (the caller's
+	// ctx ending, a release error) is returned as err.
+	stopped := func(err error) error {
+		cause := context.Cause(ctx)
+		switch {
+		case errors.Is(cause, errDemoStopped):
+			return cause
+		case errors.Is(cause, errDemoDeadline):
+			resMu.Lock()
+			where := demoWhere(lastEvent, len(plan.Stages))
+			resMu.Unlock()
+			return fmt.Errorf("%w: stopped after %s of wall time, the limit for this plan at %gx (its stages and first night, slack for holds, and a minute); "+
+				"it was in %s; a release that holds says why above, and a lower --speed gives a busy machine more time",
+				errDemoDeadline, time.Since(began).Round(time.Second), o.speed, where)
+		}
+		return err
+	}
 
 	clk := clock.NewScaled(time.Now().UTC().Truncate(time.Second), o.speed)
 	stable, canary := demo.NewService(demo.TrackStable, 1), demo.NewService(demo.TrackCanary, 2)
@@ -175,25 +364,22 @@ func runDemo(ctx context.Context, g *globals, o demoOptions) (*demoResult, error
 	if err != nil {
 		return nil, err
 	}
+	// stopBackground ends the metrics store, the load and a pending fault,
+	// and waits for them: after it, nothing writes to res.
 	var bg sync.WaitGroup
-	defer func() {
-		cancel()
+	stopBackground := func() {
+		stop(nil)
 		bg.Wait()
+	}
+	defer func() {
+		stopBackground()
 		metrics.Close()
 	}()
-	bg.Go(func() { metrics.Run(ctx) })
+	runBackground(ctx, &bg, stop, "the metrics store", metrics.Run)
 	load := demo.NewLoad(demo.LoadConfig{Target: routerURL.String(), RPS: o.rps, WSClients: o.wsClients, WSSession: 500 * time.Millisecond, OrderShare: 0.5})
-	bg.Go(func() { load.Run(ctx) })
+	runBackground(ctx, &bg, stop, "the load generator", load.Run)
 
-	root := o.evidence
-	evPath := filepath.Join(root, o.version)
-	if _, err := os.Stat(filepath.Join(evPath, evidence.ManifestName)); err == nil {
-		fmt.Fprintf(out, "replacing the previous demo's evidence in %s\n", evPath)
-		if err := os.RemoveAll(evPath); err != nil {
-			return nil, err
-		}
-	}
-	ev, err := evidence.Open(root, o.version)
+	ev, err := evidence.Open(o.evidence, o.version)
 	if err != nil {
 		return nil, err
 	}
@@ -212,11 +398,15 @@ func runDemo(ctx context.Context, g *globals, o demoOptions) (*demoResult, error
 	}
 
 	res := &demoResult{evidenceDir: ev.Path()}
-	var resMu sync.Mutex
 	render := report.Renderer{}
 	term := &bot.Terminal{W: out, Plan: &plan, Render: render}
-	notifier := notifierFunc(func(ctx context.Context, key string, e rollout.Event) error {
-		if e.Kind == rollout.EventStage && e.Stage == o.faultStage && o.fault != demo.FaultNone {
+	notifier := notifierFunc(func(nctx context.Context, key string, e rollout.Event) error {
+		resMu.Lock()
+		lastEvent = &e
+		arm := !armed && e.Kind == rollout.EventStage && e.Stage == o.faultStage && o.fault != demo.FaultNone
+		armed = armed || arm
+		resMu.Unlock()
+		if arm {
 			after := clk.After(o.faultAfter)
 			bg.Go(func() {
 				select {
@@ -230,7 +420,7 @@ func runDemo(ctx context.Context, g *globals, o demoOptions) (*demoResult, error
 				}
 			})
 		}
-		return term.Notify(ctx, key, e)
+		return term.Notify(nctx, key, e)
 	})
 	watched := &watchedTraffic{Traffic: router, onZero: func() {
 		resMu.Lock()
@@ -259,14 +449,17 @@ func runDemo(ctx context.Context, g *globals, o demoOptions) (*demoResult, error
 	fmt.Fprintf(out, "canarybot demo: %s at %gx speed; stable %s, canary %s, router %s; load %d rps + %d WebSocket clients\n",
 		o.version, o.speed, stableURL.Host, canaryURL.Host, routerURL.Host, o.rps, o.wsClients)
 	r, err := rn.Start(ctx, o.version, o.version, "demo-ic", time.Time{})
-	if err != nil {
+	if err := stopped(err); err != nil {
 		return nil, err
 	}
-	if err := expectEvidence(ev, &plan, r, gates); err != nil {
+	if err := stopped(expectEvidence(ev, &plan, r, gates)); err != nil {
 		return nil, err
 	}
 	r, err = rn.Run(ctx, o.version)
-	if err != nil {
+	// A run cut short can still end in a terminal phase (a gate that
+	// failed because ctx ended aborts the release), so the reason is
+	// checked before the outcome.
+	if err := stopped(err); err != nil {
 		return nil, err
 	}
 	if err := expectEvidence(ev, &plan, r, gates); err != nil {
@@ -274,6 +467,12 @@ func runDemo(ctx context.Context, g *globals, o demoOptions) (*demoResult, error
 	}
 	res.release = r
 	res.finalWeight, _ = router.Weight(ctx)
+	stopBackground()
+	// A part that failed while the release ended still failed; a deadline
+	// that passed just after it ended does not count.
+	if cause := context.Cause(ctx); errors.Is(cause, errDemoStopped) {
+		return nil, cause
+	}
 	if res.verifyReport, err = evidence.Verify(ev.Path()); err != nil {
 		return res, err
 	}

@@ -23,6 +23,9 @@ func TestRunAgainstRealPrometheus(t *testing.T) {
 	stable, canary := demo.NewService(demo.TrackStable, 1), demo.NewService(demo.TrackCanary, 2)
 	t.Cleanup(stable.Close)
 	t.Cleanup(canary.Close)
+	// Real time: one random risk block in the 10 s window would read as
+	// 6/min, over the 0.5/min bound.
+	canary.SetRiskBlockProbability(0)
 	stableSrv, canarySrv := httptest.NewServer(stable), httptest.NewServer(canary)
 	t.Cleanup(stableSrv.Close)
 	t.Cleanup(canarySrv.Close)
