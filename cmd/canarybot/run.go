@@ -73,6 +73,9 @@ func parseAt(s string, now time.Time) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, fmt.Errorf("--at %q: want HH:MM (today) or RFC 3339 like 2026-11-28T10:00:00+01:00", s)
 	}
+	if t.Before(now) {
+		return time.Time{}, fmt.Errorf("--at %s has passed; a T-0 in the past would run the whole timeline at once", s)
+	}
 	return t, nil
 }
 
@@ -175,6 +178,9 @@ func runRelease(ctx context.Context, g *globals, version string, o runOptions) e
 	case r.Phase.Terminal():
 		return badInput("release %s is already %s in %s; use another --state for a new release", version, r.Phase, cfg.StatePath)
 	default:
+		if o.at != "" {
+			fmt.Fprintf(g.out, "note: --at is ignored when resuming; %s keeps the T-0 it was started with\n", version)
+		}
 		fmt.Fprintf(g.out, "resuming %s in phase %s (stage %d, weight %d%%)\n", version, r.Phase, r.CurrentStage(), r.Weight)
 	}
 	if err := expectEvidence(ev, &plan, r, nil); err != nil {

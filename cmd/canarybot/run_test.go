@@ -167,3 +167,54 @@ func TestRollbackDrill(t *testing.T) {
 		}
 	}
 }
+
+func TestParseAt(t *testing.T) {
+	now := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+	tests := []struct {
+		in      string
+		want    time.Time
+		wantErr string
+	}{
+		{in: "", want: time.Time{}},
+		{in: "10:00", want: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)},
+		{in: "08:30", wantErr: "has passed today"},
+		{in: "2026-11-28T10:00:00Z", want: time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)},
+		{in: "2026-11-26T10:00:00Z", wantErr: "has passed"},
+		{in: "tomorrow", wantErr: "want HH:MM"},
+	}
+	for _, tc := range tests {
+		got, err := parseAt(tc.in, now)
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("parseAt(%q) = %v, %v; want an error saying %q", tc.in, got, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || !got.Equal(tc.want) {
+			t.Errorf("parseAt(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+// TestCommandWithoutEngine: with no engine driving the release, a command
+// is not queued (it would fire whenever an engine next starts) and the CLI
+// says how to resume.
+func TestCommandWithoutEngine(t *testing.T) {
+	dir := t.TempDir()
+	state := filepath.Join(dir, "s.db")
+	st, err := store.Open(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := st.Save(ctx, &rollout.Release{ID: "v2.0.0", Version: "v2.0.0", IC: "alice", Phase: rollout.PhaseStage, Weight: 5}); err != nil {
+		t.Fatal(err)
+	}
+	out, code := cli(t, "rollback", "--reason", "pager", "--state", state, "--as", "alice")
+	if code != exitFailure || !strings.Contains(out, "no engine is driving v2.0.0") || !strings.Contains(out, "canarybot run v2.0.0") {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	if queued, _ := st.Take(ctx, "v2.0.0"); len(queued) != 0 {
+		t.Fatalf("the command was queued anyway: %v", queued)
+	}
+}
