@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/big"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -72,6 +73,7 @@ const (
 	routeQuote     = "/api/quote"
 	routeOrder     = "/api/exec/order"
 	routeCSPReport = "/api/csp-report"
+	routeTickAlign = "/api/tick-align"
 )
 
 // Simulated behaviour of the clean service. The latency is log-normal with
@@ -107,6 +109,12 @@ const (
 	maxIdempotencyKeys = 1 << 16
 	wsWriteTimeout     = 2 * time.Second
 	maxBody            = 1 << 20
+	// cspReportRate and cspReportBurst bound the reports one instance
+	// takes: a browser stuck in a violation loop, or a flood, must not
+	// turn the report endpoint into a denial of service. The runbook's
+	// flood (50 reports, 10 at a time) sees 429s.
+	cspReportRate  = 20 // per second
+	cspReportBurst = 10
 )
 
 // Content-Security-Policy the service sends, with its report endpoint.
@@ -152,6 +160,8 @@ type Service struct {
 
 	requests atomic.Uint64 // instrumented API requests, for GC pacing
 
+	cspLimit *tokenBucket
+
 	done      chan struct{}
 	closeOnce sync.Once
 	wg        sync.WaitGroup
@@ -184,6 +194,7 @@ func NewService(track string, seed int64) *Service {
 		keys:      make(map[string]struct{}),
 		order:     make([]string, maxIdempotencyKeys),
 		done:      make(chan struct{}),
+		cspLimit:  newTokenBucket(cspReportRate, cspReportBurst, time.Now),
 	}
 	s.riskProb.Store(math.Float64bits(riskBlockProb))
 
@@ -197,6 +208,7 @@ func NewService(track string, seed int64) *Service {
 	s.mux.HandleFunc("/api/quote", s.api(routeQuote, http.MethodGet, true, s.quote))
 	s.mux.HandleFunc("/api/exec/order", s.api(routeOrder, http.MethodPost, true, s.placeOrder))
 	s.mux.HandleFunc("/api/csp-report", s.api(routeCSPReport, http.MethodPost, false, s.cspReport))
+	s.mux.HandleFunc(routeTickAlign, s.tickAlign)
 	s.mux.HandleFunc("/ws", s.ws)
 	s.mux.HandleFunc("/healthz", s.healthz)
 	s.mux.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
@@ -527,8 +539,12 @@ func (s *Service) remember(key string) bool {
 }
 
 // cspReport takes a browser's violation report; each one counts, on top
-// of the simulated rate.
+// of the simulated rate. Reports over the rate limit are answered 429 and
+// not counted as violations: they were never read.
 func (s *Service) cspReport(*http.Request) apiResult {
+	if !s.cspLimit.allow() {
+		return apiResult{http.StatusTooManyRequests, errorBody(fmt.Sprintf("too many CSP reports: at most %d per second, bursts of %d", cspReportRate, cspReportBurst))}
+	}
 	s.counts.add(strconv.Itoa(http.StatusNoContent), routeCSPReport, 0, 1)
 	return apiResult{status: http.StatusNoContent}
 }
@@ -586,6 +602,132 @@ func (s *Service) ws(w http.ResponseWriter, r *http.Request) {
 		}
 		s.wsStaleness.Observe(age)
 	}
+}
+
+// tickAlign answers GET /api/tick-align?price=P&tick=T with P aligned to
+// the nearest multiple of T, ties away from zero, as {"result":"…"} with
+// T's number of decimals. It stands in for the service's money library,
+// which the battery's tick vectors test. It is served outside api(): the
+// battery's probes are not traffic, and a battery run must leave the
+// canary's signals as they were.
+func (s *Service) tickAlign(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", http.MethodGet)
+		writeJSON(w, apiResult{http.StatusMethodNotAllowed, errorBody(fmt.Sprintf("%s %s: use GET", r.Method, routeTickAlign))})
+		return
+	}
+	q := r.URL.Query()
+	price, err := parseDecimal(q.Get("price"))
+	if err != nil {
+		writeJSON(w, apiResult{http.StatusBadRequest, errorBody("query parameter price: " + err.Error())})
+		return
+	}
+	tick, err := parseDecimal(q.Get("tick"))
+	if err == nil && tick.unscaled.Sign() <= 0 {
+		err = errors.New("must be more than 0")
+	}
+	if err != nil {
+		writeJSON(w, apiResult{http.StatusBadRequest, errorBody("query parameter tick: " + err.Error())})
+		return
+	}
+	writeJSON(w, apiResult{http.StatusOK, map[string]string{"result": alignToTick(price, tick).String()}})
+}
+
+// decimal is unscaled × 10^-scale, exactly: prices never pass through
+// float64, whose binary fractions turn 1.005 into 1.00499999….
+type decimal struct {
+	unscaled *big.Int
+	scale    int
+}
+
+// maxDecimalDigits bounds each side of the point, so a request cannot ask
+// for arbitrarily large arithmetic.
+const maxDecimalDigits = 40
+
+// parseDecimal reads a plain decimal such as 12345.6789 or -0.5.
+func parseDecimal(s string) (decimal, error) {
+	if s == "" {
+		return decimal{}, errors.New("missing: give a decimal such as 12345.6789")
+	}
+	digits := strings.TrimLeft(s, "+-")
+	if len(s)-len(digits) > 1 {
+		return decimal{}, fmt.Errorf("%q is not a plain decimal such as 12345.6789", s)
+	}
+	whole, frac, hasPoint := strings.Cut(digits, ".")
+	if whole == "" || (hasPoint && frac == "") || len(whole) > maxDecimalDigits || len(frac) > maxDecimalDigits ||
+		strings.Trim(whole, "0123456789") != "" || strings.Trim(frac, "0123456789") != "" {
+		return decimal{}, fmt.Errorf("%q is not a plain decimal such as 12345.6789 (digits, at most one point, at most %d digits each side)", s, maxDecimalDigits)
+	}
+	u, _ := new(big.Int).SetString(whole+frac, 10)
+	if strings.HasPrefix(s, "-") {
+		u.Neg(u)
+	}
+	return decimal{unscaled: u, scale: len(frac)}, nil
+}
+
+// alignToTick rounds price to the nearest multiple of tick (tick > 0),
+// halves away from zero, with tick's scale.
+func alignToTick(price, tick decimal) decimal {
+	// Bring both to the finer scale, so the quotient is of integers.
+	s := max(price.scale, tick.scale)
+	p := new(big.Int).Mul(price.unscaled, pow10(s-price.scale))
+	t := new(big.Int).Mul(tick.unscaled, pow10(s-tick.scale))
+	q, r := new(big.Int).QuoRem(new(big.Int).Abs(p), t, new(big.Int))
+	if r.Lsh(r, 1).Cmp(t) >= 0 {
+		q.Add(q, big.NewInt(1))
+	}
+	if p.Sign() < 0 {
+		q.Neg(q)
+	}
+	// q × tick, in tick's own scale.
+	return decimal{unscaled: q.Mul(q, tick.unscaled), scale: tick.scale}
+}
+
+func pow10(n int) *big.Int { return new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(n)), nil) }
+
+func (d decimal) String() string {
+	digits := new(big.Int).Abs(d.unscaled).String()
+	if d.scale > 0 {
+		if len(digits) <= d.scale {
+			digits = strings.Repeat("0", d.scale-len(digits)+1) + digits
+		}
+		digits = digits[:len(digits)-d.scale] + "." + digits[len(digits)-d.scale:]
+	}
+	if d.unscaled.Sign() < 0 {
+		return "-" + digits
+	}
+	return digits
+}
+
+// tokenBucket is a rate limit: it holds up to burst tokens, refills at rate
+// per second, and each allowed call takes one.
+type tokenBucket struct {
+	rate, burst float64
+	now         func() time.Time
+
+	mu     sync.Mutex
+	tokens float64
+	last   time.Time
+}
+
+func newTokenBucket(rate, burst float64, now func() time.Time) *tokenBucket {
+	return &tokenBucket{rate: rate, burst: burst, now: now, tokens: burst, last: now()}
+}
+
+// allow takes a token if there is one.
+func (b *tokenBucket) allow() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	if elapsed := now.Sub(b.last); elapsed > 0 {
+		b.tokens = min(b.burst, b.tokens+elapsed.Seconds()*b.rate)
+		b.last = now
+	}
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
 }
 
 func errorBody(msg string) map[string]string { return map[string]string{"error": msg} }

@@ -10,6 +10,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -636,4 +637,174 @@ func TestServiceCloseIsIdempotent(t *testing.T) {
 	s := NewService(TrackStable, 3)
 	s.Close()
 	s.Close()
+}
+
+func TestTickAlign(t *testing.T) {
+	_, srv := newTestService(t, TrackCanary)
+	tests := []struct {
+		name, price, tick string
+		want              string
+	}{
+		{"runbook BTCUSDT", "12345.6789", "0.01", "12345.68"},
+		{"runbook BTCTRY", "12345.6789", "0.1", "12345.7"},
+		// float64 holds 1.005 as 1.00499999…, which rounds down.
+		{"half up where float64 rounds down", "1.005", "0.01", "1.01"},
+		{"half away from zero below zero", "-1.005", "0.01", "-1.01"},
+		{"below half", "12345.6749", "0.01", "12345.67"},
+		{"tick of 0.5", "1.26", "0.5", "1.5"},
+		{"tick of 0.5 down", "1.24", "0.5", "1.0"},
+		{"integer tick", "12.5", "5", "15"},
+		{"coarser price than tick", "7", "0.25", "7.00"},
+		{"small price", "0.004", "0.01", "0.00"},
+		{"tiny negative is zero", "-0.004", "0.01", "0.00"},
+		{"plus sign", "+2.345", "0.01", "2.35"},
+		{"beyond float64 precision", "123456789012345678901234567.891", "0.01", "123456789012345678901234567.89"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, body := do(t, http.MethodGet, srv.URL+"/api/tick-align?price="+url.QueryEscape(tt.price)+"&tick="+url.QueryEscape(tt.tick), nil)
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("= %d %q, want 200", resp.StatusCode, body)
+			}
+			var got struct{ Result string }
+			if err := json.Unmarshal([]byte(body), &got); err != nil {
+				t.Fatalf("body %q: %v", body, err)
+			}
+			if got.Result != tt.want {
+				t.Errorf("align %s to %s = %q, want %q", tt.price, tt.tick, got.Result, tt.want)
+			}
+		})
+	}
+}
+
+func TestTickAlignRejects(t *testing.T) {
+	_, srv := newTestService(t, TrackCanary)
+	tests := []struct {
+		name, method, query string
+		want                int
+		wantBody            string
+	}{
+		{"no price", http.MethodGet, "tick=0.01", http.StatusBadRequest, "price: missing"},
+		{"no tick", http.MethodGet, "price=1", http.StatusBadRequest, "tick: missing"},
+		{"zero tick", http.MethodGet, "price=1&tick=0.00", http.StatusBadRequest, "more than 0"},
+		{"negative tick", http.MethodGet, "price=1&tick=-0.01", http.StatusBadRequest, "more than 0"},
+		{"exponent", http.MethodGet, "price=1e5&tick=0.01", http.StatusBadRequest, "not a plain decimal"},
+		{"fraction", http.MethodGet, "price=1/3&tick=0.01", http.StatusBadRequest, "not a plain decimal"},
+		{"trailing point", http.MethodGet, "price=1.&tick=0.01", http.StatusBadRequest, "not a plain decimal"},
+		{"two signs", http.MethodGet, "price=--1&tick=0.01", http.StatusBadRequest, "not a plain decimal"},
+		{"too long", http.MethodGet, "price=" + strings.Repeat("9", 41) + "&tick=1", http.StatusBadRequest, "at most 40 digits"},
+		{"wrong method", http.MethodPost, "price=1&tick=1", http.StatusMethodNotAllowed, "use GET"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, body := do(t, tt.method, srv.URL+"/api/tick-align?"+tt.query, nil)
+			if resp.StatusCode != tt.want || !strings.Contains(body, tt.wantBody) {
+				t.Errorf("= %d %q, want %d with %q", resp.StatusCode, body, tt.want, tt.wantBody)
+			}
+		})
+	}
+}
+
+// TestTickAlignIsNotTraffic checks that the battery's probes leave the
+// request metrics, and so the canary's signals, as they were.
+func TestTickAlignIsNotTraffic(t *testing.T) {
+	_, srv := newTestService(t, TrackCanary)
+	before, _ := sum(scrape(t, srv), "http_requests_total", nil)
+	do(t, http.MethodGet, srv.URL+"/api/tick-align?price=1&tick=1", nil)
+	if after, _ := sum(scrape(t, srv), "http_requests_total", nil); after != before {
+		t.Errorf("http_requests_total %v → %v after a tick-align probe", before, after)
+	}
+}
+
+// fakeNow is a clock a test moves by hand.
+type fakeNow struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (f *fakeNow) now() time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.t
+}
+
+func (f *fakeNow) add(d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.t = f.t.Add(d)
+}
+
+func TestTokenBucket(t *testing.T) {
+	clk := &fakeNow{t: time.Unix(1000, 0)}
+	b := newTokenBucket(20, 10, clk.now)
+	steps := []struct {
+		advance time.Duration
+		calls   int
+		allowed int
+	}{
+		{0, 15, 10},                                // the burst, then nothing
+		{49 * time.Millisecond, 1, 0},              // 0.98 of a token
+		{time.Millisecond, 1, 1},                   // 1 token after 50 ms at 20/s
+		{10 * time.Second, 30, 10},                 // refilled to the burst, not beyond
+		{-time.Second, 1, 0},                       // a clock stepping back adds nothing
+		{time.Second + 100*time.Millisecond, 3, 2}, // and is not owed back
+	}
+	for i, st := range steps {
+		clk.add(st.advance)
+		got := 0
+		for range st.calls {
+			if b.allow() {
+				got++
+			}
+		}
+		if got != st.allowed {
+			t.Errorf("step %d: %d of %d allowed, want %d", i, got, st.calls, st.allowed)
+		}
+	}
+}
+
+// TestCSPReportRateLimit floods the report endpoint the way the runbook's
+// battery does, with the clock stopped: the burst is taken, the rest are
+// 429 and counted as requests but not as violations.
+func TestCSPReportRateLimit(t *testing.T) {
+	s, srv := newTestService(t, TrackCanary)
+	clk := &fakeNow{t: time.Unix(1000, 0)}
+	s.cspLimit = newTokenBucket(cspReportRate, cspReportBurst, clk.now)
+	const n = 50
+	codes := map[int]int{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 10)
+	for range n {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			resp, err := http.Post(srv.URL+"/api/csp-report", "application/csp-report", strings.NewReader(`{"csp-report":{"blocked-uri":"test"}}`))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			mu.Lock()
+			codes[resp.StatusCode]++
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if codes[http.StatusNoContent] != cspReportBurst || codes[http.StatusTooManyRequests] != n-cspReportBurst {
+		t.Fatalf("answers %v, want %d×204 and %d×429", codes, cspReportBurst, n-cspReportBurst)
+	}
+	m := scrape(t, srv)
+	route := map[string]string{"route": routeCSPReport}
+	if got, _ := sum(m, "http_requests_total", map[string]string{"route": routeCSPReport, "code": "429"}); got != n-cspReportBurst {
+		t.Errorf("http_requests_total{code=429} = %v, want %d", got, n-cspReportBurst)
+	}
+	if got, _ := sum(m, "csp_violations_total", route); math.Abs(got-(cspPerRequest*n+cspReportBurst)) > 1e-9 {
+		t.Errorf("csp_violations_total = %v, want %v: the simulated share of every request plus the %d reports read", got, cspPerRequest*n+cspReportBurst, cspReportBurst)
+	}
+	clk.add(time.Second)
+	resp, body := do(t, http.MethodPost, srv.URL+"/api/csp-report", nil)
+	if resp.StatusCode != http.StatusNoContent {
+		t.Errorf("after a second: %d %q, want 204", resp.StatusCode, body)
+	}
 }
