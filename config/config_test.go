@@ -242,3 +242,15 @@ func TestParseDoesNotShareDefaults(t *testing.T) {
 		t.Errorf("defaults changed by an earlier Parse: %+v", got)
 	}
 }
+
+func TestFloor(t *testing.T) {
+	c, err := Load("testdata/valid/floor.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range c.Plan.Signals {
+		if s.Name == "csp_violations" && s.Floor != 0.0005 {
+			t.Fatalf("csp_violations floor %v, want 0.0005", s.Floor)
+		}
+	}
+}

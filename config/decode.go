@@ -452,6 +452,7 @@ func (d *decoder) signals(out *[]rollout.SignalSpec) func(*yaml.Node, string) {
 				{"op", enum(d, &s.Op, ops(), opHint)},
 				{"threshold", d.number(&s.Threshold)},
 				{"relative", d.boolean(&s.Relative)},
+				{"floor", d.number(&s.Floor)},
 				{"unit", enum(d, &s.Unit, units(), nil)},
 			})
 			if !ok || !named {

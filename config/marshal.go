@@ -184,6 +184,9 @@ func (e *encoder) signals(signals []rollout.SignalSpec) *yaml.Node {
 		if s.Relative || def.Relative {
 			kv = append(kv, "relative", boolNode(s.Relative))
 		}
+		if s.Floor != 0 || def.Floor != 0 {
+			kv = append(kv, "floor", floatNode(s.Floor))
+		}
 		kv = append(kv, "unit", e.str(sp+".unit", string(s.Unit)))
 		out.Content = append(out.Content, pairs(kv...))
 	}

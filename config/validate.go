@@ -189,6 +189,12 @@ func (k *checker) signals(signals []rollout.SignalSpec, window string) {
 		case s.Threshold < 0:
 			k.addf(sp+".threshold", "must not be negative, got %v", s.Threshold)
 		}
+		switch {
+		case math.IsNaN(s.Floor) || math.IsInf(s.Floor, 0) || s.Floor < 0:
+			k.addf(sp+".floor", "must be a finite number ≥ 0, got %v", s.Floor)
+		case s.Floor != 0 && !s.Relative:
+			k.addf(sp+".floor", "only a relative signal has a floor; set relative: true or remove floor")
+		}
 		if !oneOf(string(s.Unit), units()) {
 			k.addf(sp+".unit", "expected one of: %s, got %q", strings.Join(units(), ", "), s.Unit)
 		}

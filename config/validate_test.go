@@ -52,6 +52,10 @@ func TestInvalidFiles(t *testing.T) {
 			{"stages[4].dwell", 6, "must be greater than 0, got -5m"},
 		},
 		"empty_stages.yaml": {{"stages", 1, "at least one stage is needed"}},
+		"floor.yaml": {
+			{"signals[csp_violations].floor", 3, "must be a finite number ≥ 0, got -0.1"},
+			{"signals[api_p95].floor", 5, "only a relative signal has a floor"},
+		},
 		"tick.yaml": {
 			{"tick", 1, "20m is longer than the shortest dwell (stages[0].dwell = 15m)"},
 			{"hold", 2, "must be greater than 0"},

@@ -50,7 +50,7 @@ func Judge(spec SignalSpec, rule TrendRule, rd Reading, history []Measurement) M
 		}
 		b := rd.Baseline
 		m.Baseline = &b
-		m.Bound = b * (1 + spec.Threshold)
+		m.Bound = max(b*(1+spec.Threshold), spec.Floor)
 	}
 	if over(spec.Op, m.Value, m.Bound) {
 		m.Verdict = Breach

@@ -58,6 +58,7 @@ func TestJudge(t *testing.T) {
 		base    float64
 		baseErr error
 		hist    []rollout.Measurement
+		floor   float64
 		want    rollout.Verdict
 	}{
 		{name: "runbook p95 142ms flat", signal: "api_p95", value: 0.142, hist: series("api_p95", 0.141, 0.143, 0.142, 0.142, 0.141), want: rollout.Pass},
@@ -74,6 +75,9 @@ func TestJudge(t *testing.T) {
 		{name: "failed query is an error", signal: "api_p95", err: errors.New("connection refused"), want: rollout.Error},
 		{name: "CSP at baseline+9%", signal: "csp_violations", value: 0.0218, base: 0.02, want: rollout.Pass},
 		{name: "CSP at baseline+11%", signal: "csp_violations", value: 0.0222, base: 0.02, want: rollout.Breach},
+		{name: "CSP against a zero baseline: one violation breaches", signal: "csp_violations", value: 0.0001, base: 0, want: rollout.Breach},
+		{name: "CSP against a zero baseline under the floor", signal: "csp_violations", value: 0.0001, base: 0, floor: 0.0005, want: rollout.Pass},
+		{name: "CSP over the floor", signal: "csp_violations", value: 0.0006, base: 0, floor: 0.0005, want: rollout.Breach},
 		{name: "CSP baseline missing", signal: "csp_violations", value: 0.02, baseErr: rollout.ErrNoValues, want: rollout.NoData},
 		{name: "CSP baseline NaN", signal: "csp_violations", value: 0.02, base: math.NaN(), want: rollout.NoData},
 		{name: "falling trend passes", signal: "api_p95", value: 0.120, hist: series("api_p95", ramp(0.190, 0.122, 20)...), want: rollout.Pass},
@@ -83,7 +87,9 @@ func TestJudge(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			rd := rollout.Reading{Signal: tc.signal, At: at(tc.hist), Value: tc.value, Err: tc.err, Baseline: tc.base, BaselineErr: tc.baseErr}
-			m := rollout.Judge(spec(tc.signal), rule, rd, tc.hist)
+			sp := spec(tc.signal)
+			sp.Floor = tc.floor
+			m := rollout.Judge(sp, rule, rd, tc.hist)
 			if m.Verdict != tc.want {
 				t.Fatalf("verdict %s, want %s (reason %q)", m.Verdict, tc.want, m.Reason)
 			}

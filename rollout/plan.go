@@ -69,7 +69,10 @@ type SignalSpec struct {
 	Threshold     float64 `yaml:"threshold" json:"threshold"`
 	// Relative makes the bound baseline*(1+Threshold) (for "≤ baseline+10%").
 	Relative bool `yaml:"relative,omitempty" json:"relative,omitempty"`
-	Unit     Unit `yaml:"unit" json:"unit"`
+	// Floor is the least bound of a relative signal: with a stable track at
+	// zero, baseline+10% is zero and one canary event would roll back.
+	Floor float64 `yaml:"floor,omitempty" json:"floor,omitempty"`
+	Unit  Unit    `yaml:"unit" json:"unit"`
 }
 
 // Triggers selects the firing alerts that roll back at once.
