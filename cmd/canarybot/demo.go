@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/canarybot/canarybot/bot"
+	"github.com/canarybot/canarybot/checks"
 	"github.com/canarybot/canarybot/clock"
 	"github.com/canarybot/canarybot/demo"
 	"github.com/canarybot/canarybot/deploy"
@@ -432,6 +433,7 @@ func runDemo(ctx context.Context, g *globals, o demoOptions) (*demoResult, error
 	gates := map[rollout.StepName]rollout.Gate{
 		rollout.StepWarRoom:   &drillGate{evidence: ev, plan: &plan, router: "the demo router at " + routerURL.Host, out: out},
 		rollout.StepPreflight: &demoPreflight{evidence: ev, metrics: metrics, stable: stableURL, canary: canaryURL, router: routerURL, clock: clk, budget: time.Minute},
+		rollout.StepBlast:     &checks.BlastGate{Options: checks.BlastOptions{URL: canaryURL.String(), N: checks.DefaultBlastN}, Evidence: ev},
 	}
 	rn := &rollout.Runner{
 		Machine:  &rollout.Machine{Plan: &plan, Render: render},

@@ -54,7 +54,7 @@ func TestDemoClean(t *testing.T) {
 		t.Errorf("evidence check exit %d:\n%s", code, out)
 	}
 	for _, f := range []string{"preflight.txt", "rollout_stage_1.txt", "rollout_stage_100.txt", "summary_stage_50.txt",
-		"warroom_log.txt", "release_oneliner.txt", "mini_rca_v1.4.0.md", "rollback_dryrun.txt", "baseline_v1.4.0.prom"} {
+		"warroom_log.txt", "release_oneliner.txt", "mini_rca_v1.4.0.md", "rollback_dryrun.txt", "baseline_v1.4.0.prom", "micro_blast_v1.4.0.log"} {
 		if _, err := os.Stat(filepath.Join(ev, f)); err != nil {
 			t.Errorf("evidence %s: %v", f, err)
 		}

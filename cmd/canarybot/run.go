@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/canarybot/canarybot/bot"
+	"github.com/canarybot/canarybot/checks"
 	"github.com/canarybot/canarybot/clock"
 	"github.com/canarybot/canarybot/evidence"
 	"github.com/canarybot/canarybot/rollout"
@@ -152,6 +153,10 @@ func runRelease(ctx context.Context, g *globals, version string, o runOptions) e
 	if err != nil {
 		return err
 	}
+	gates := map[rollout.StepName]rollout.Gate{
+		// The micro blast radius probes the canary backend directly.
+		rollout.StepBlast: &checks.BlastGate{Options: checks.BlastOptions{URL: canaryURL.String(), N: checks.DefaultBlastN}, Evidence: ev},
+	}
 	rn := &rollout.Runner{
 		Machine:   &rollout.Machine{Plan: &plan, Render: p.render},
 		Metrics:   prom,
@@ -183,14 +188,14 @@ func runRelease(ctx context.Context, g *globals, version string, o runOptions) e
 		}
 		fmt.Fprintf(g.out, "resuming %s in phase %s (stage %d, weight %d%%)\n", version, r.Phase, r.CurrentStage(), r.Weight)
 	}
-	if err := expectEvidence(ev, &plan, r, nil); err != nil {
+	if err := expectEvidence(ev, &plan, r, gates); err != nil {
 		return err
 	}
 	r, err = rn.Run(ctx, version)
 	if err != nil {
 		return err
 	}
-	if err := expectEvidence(ev, &plan, r, nil); err != nil {
+	if err := expectEvidence(ev, &plan, r, gates); err != nil {
 		return err
 	}
 	fmt.Fprintf(g.out, "\nrelease %s: %s\n%s\n", r.Version, r.Phase, strings.TrimSpace(p.render.OneLiner(&plan, r)))
