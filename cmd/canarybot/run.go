@@ -17,6 +17,7 @@ import (
 	"github.com/canarybot/canarybot/checks"
 	"github.com/canarybot/canarybot/clock"
 	"github.com/canarybot/canarybot/evidence"
+	"github.com/canarybot/canarybot/preflight"
 	"github.com/canarybot/canarybot/rollout"
 	"github.com/canarybot/canarybot/signals"
 	"github.com/canarybot/canarybot/traffic"
@@ -24,6 +25,7 @@ import (
 
 type runOptions struct {
 	at         string
+	preflight  string
 	prometheus string
 	stable     string
 	canary     string
@@ -54,6 +56,7 @@ queue commands for it.`,
 	fl.StringVar(&o.stable, "stable", "", "stable backend URL for the weighted router")
 	fl.StringVar(&o.canary, "canary", "", "canary backend URL for the weighted router")
 	fl.StringVar(&o.listen, "listen", "127.0.0.1:8081", "address the weighted router listens on")
+	fl.StringVar(&o.preflight, "preflight", "", "checks file for the T-10 preflight step (as for `canarybot preflight --checks`); without it the step is recorded as skipped")
 	return c
 }
 
@@ -156,6 +159,14 @@ func runRelease(ctx context.Context, g *globals, version string, o runOptions) e
 	gates := map[rollout.StepName]rollout.Gate{
 		// The micro blast radius probes the canary backend directly.
 		rollout.StepBlast: &checks.BlastGate{Options: checks.BlastOptions{URL: canaryURL.String(), N: checks.DefaultBlastN}, Evidence: ev},
+	}
+	if o.preflight != "" {
+		list, err := preflight.LoadChecks(o.preflight)
+		if err != nil {
+			return &exitError{code: exitBadInput, err: err}
+		}
+		gates[rollout.StepPreflight] = &preflight.Gate{Checks: list, Options: preflight.Options{
+			Version: version, Canary: canaryURL.String(), Prometheus: prom, Repo: ".", Evidence: ev}}
 	}
 	rn := &rollout.Runner{
 		Machine:   &rollout.Machine{Plan: &plan, Render: p.render},
