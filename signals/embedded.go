@@ -368,29 +368,17 @@ func (e *Embedded) query(ctx context.Context, q storage.Queryable, query string,
 			s.Value = v[0].F
 			return s, nil
 		default:
-			return s, fmt.Errorf("signals: query `%s` returned %d series (%s); it must aggregate to one series, e.g. with sum or max",
-				query, len(v), describeSeries(v))
+			metrics := make([]labels.Labels, len(v))
+			for i, x := range v {
+				metrics[i] = x.Metric
+			}
+			return s, errManySeries(query, metrics)
 		}
 	case promql.Matrix:
-		return s, fmt.Errorf("signals: query `%s` returned a range vector; a signal must be an instant vector or a scalar (wrap the range in a function such as rate)", query)
+		return s, errRangeVector(query)
 	default:
-		return s, fmt.Errorf("signals: query `%s` returned a %s; a signal must be an instant vector or a scalar", query, res.Value.Type())
+		return s, errResultType(query, res.Value.Type())
 	}
-}
-
-// describeSeries names the first few series of a result so that a query
-// that forgot to aggregate shows which label tells them apart.
-func describeSeries(v promql.Vector) string {
-	const shown = 3
-	names := make([]string, 0, shown+1)
-	for i, s := range v {
-		if i == shown {
-			names = append(names, "…")
-			break
-		}
-		names = append(names, s.Metric.String())
-	}
-	return strings.Join(names, ", ")
 }
 
 // Firing lists the alerts in state firing: each with the series' labels and

@@ -359,31 +359,19 @@ func singleValue(query string, res model.Value) (float64, error) {
 			}
 			return float64(v[0].Value), nil
 		default:
-			return 0, fmt.Errorf("signals: query `%s` returned %d series (%s); it must aggregate to one series, e.g. with sum or max",
-				query, len(v), describeModelSeries(v))
+			metrics := make([]model.Metric, len(v))
+			for i, x := range v {
+				metrics[i] = x.Metric
+			}
+			return 0, errManySeries(query, metrics)
 		}
 	case model.Matrix:
-		return 0, fmt.Errorf("signals: query `%s` returned a range vector; a signal must be an instant vector or a scalar (wrap the range in a function such as rate)", query)
+		return 0, errRangeVector(query)
 	case nil:
 		return 0, fmt.Errorf("signals: query `%s`: Prometheus answered without a result: is PROMETHEUS_URL pointing at Prometheus?", query)
 	default:
-		return 0, fmt.Errorf("signals: query `%s` returned a %s; a signal must be an instant vector or a scalar", query, res.Type())
+		return 0, errResultType(query, res.Type())
 	}
-}
-
-// describeModelSeries names the first few series of a result so that a
-// query that forgot to aggregate shows which label tells them apart.
-func describeModelSeries(v model.Vector) string {
-	const shown = 3
-	names := make([]string, 0, shown+1)
-	for i, s := range v {
-		if i == shown {
-			names = append(names, "…")
-			break
-		}
-		names = append(names, s.Metric.String())
-	}
-	return strings.Join(names, ", ")
 }
 
 // collectWarnings keeps up to maxQueryWarnings of each kind, like the
