@@ -17,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/canarybot/canarybot/sbom"
 )
 
 // Status is a battery test's outcome. A test that could not run is
@@ -108,6 +110,9 @@ type BatteryOptions struct {
 	// EvidenceDir is the release's evidence directory (<root>/<version>),
 	// where the SBOM is looked for.
 	EvidenceDir string
+	// PreviousSBOM is the previous release's SBOM, which the license drift
+	// test compares this release's with; empty skips that test.
+	PreviousSBOM string
 	// DSN is the PostgreSQL the outbox lives in; empty skips the outbox
 	// test.
 	DSN string
@@ -543,9 +548,12 @@ func OutboxLag(ctx context.Context, o BatteryOptions) TestResult {
 	return r
 }
 
-// SBOMDrift would compare the SBOM's licenses with the last release's. It
-// never passes yet: it says whether there is an SBOM to check.
+// SBOMDrift compares the licenses of the release's SBOM
+// (sbom_<version>.json in the evidence) with the previous release's: it
+// fails on a GPL or AGPL license brought in since, or on an SBOM with no
+// licenses at all; new LGPL warns. Without both SBOMs it does not run.
 func SBOMDrift(ctx context.Context, o BatteryOptions) TestResult {
+	start := time.Now()
 	r := TestResult{Name: NameSBOMDrift, Status: StatusSkipped}
 	name := "sbom_" + o.Version + ".json"
 	path := filepath.Join(o.EvidenceDir, name)
@@ -553,14 +561,42 @@ func SBOMDrift(ctx context.Context, o BatteryOptions) TestResult {
 	switch {
 	case o.EvidenceDir == "" || o.Version == "":
 		r.Detail = "skipped: no evidence directory to look for the SBOM in"
-	case err == nil:
-		r.Detail = fmt.Sprintf("skipped: %s exists, but the license drift check is not built yet", path)
 	case errors.Is(err, os.ErrNotExist):
 		r.Detail = fmt.Sprintf("skipped: no SBOM (%s; the green button writes it)", path)
-	default:
+	case err != nil:
 		r.Detail = fmt.Sprintf("skipped: cannot read the SBOM: %v", err)
+	case o.PreviousSBOM == "":
+		r.Detail = fmt.Sprintf("skipped: %s exists, but there is no previous SBOM to compare it with (pass --previous-sbom)", path)
+	default:
+		r = sbomDrift(o.PreviousSBOM, path)
 	}
-	r.Evidence = r.Detail + "\n"
+	r.Elapsed = time.Since(start)
+	if r.Evidence == "" {
+		r.Evidence = r.Detail + "\n"
+	}
+	return r
+}
+
+func sbomDrift(previous, current string) TestResult {
+	r := TestResult{Name: NameSBOMDrift, Status: StatusSkipped}
+	prev, err := sbom.Read(previous)
+	if err != nil {
+		r.Detail = fmt.Sprintf("skipped: previous SBOM: %v", err)
+		return r
+	}
+	cur, err := sbom.Read(current)
+	if err != nil {
+		r.Detail = fmt.Sprintf("skipped: %v", err)
+		return r
+	}
+	rep := sbom.Drift(prev, cur, sbom.Options{})
+	r.Counts = map[string]int{"new": len(rep.New), "warnings": len(rep.Warnings), "exempted": len(rep.Exempted), "already present": len(rep.AlreadyPresent)}
+	r.Status = StatusPassed
+	if rep.Failed {
+		r.Status = StatusFailed
+	}
+	r.Detail = fmt.Sprintf("%s (%d of %d packages licensed)", rep.Verdict(), rep.WithLicense, rep.Packages)
+	r.Evidence = rep.Text()
 	return r
 }
 

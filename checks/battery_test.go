@@ -237,26 +237,56 @@ func TestOutboxLagNeverPasses(t *testing.T) {
 	}
 }
 
-func TestSBOMDriftNeverPasses(t *testing.T) {
+func TestSBOMDrift(t *testing.T) {
 	t.Parallel()
 	withSBOM := t.TempDir()
 	data, err := os.ReadFile("testdata/sbom_v1.4.0.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(withSBOM, "sbom_v1.4.0.json"), data, 0o644); err != nil {
-		t.Fatal(err)
+	write := func(dir, name, content string) string {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
 	}
-	tests := []struct{ dir, version, want string }{
-		{withSBOM, "v1.4.0", "exists, but the license drift check is not built yet"},
-		{withSBOM, "v1.5.0", "no SBOM"},
-		{t.TempDir(), "v1.4.0", "the green button writes it"},
-		{"", "v1.4.0", "no evidence directory"},
+	write(withSBOM, "sbom_v1.4.0.json", string(data))
+	cdx := func(components string) string {
+		return `{"bomFormat":"CycloneDX","specVersion":"1.5","components":[` + components + `]}`
+	}
+	const leftPad = `{"name":"left-pad","purl":"pkg:npm/left-pad@1.0.0","licenses":[{"license":{"id":"MIT"}}]}`
+	const readline = `{"name":"readline","bom-ref":"rl","version":"8.0.0","purl":"pkg:npm/readline@8.0.0","licenses":[{"license":{"id":"GPL-3.0-only"}}]}`
+	prevDir := t.TempDir()
+	prevClean := write(prevDir, "clean.json", cdx(leftPad))
+	prevGPL := write(prevDir, "gpl.json", cdx(leftPad+","+readline))
+	garbage := write(prevDir, "garbage.json", "not json")
+	newGPL := t.TempDir()
+	write(newGPL, "sbom_v1.5.0.json", cdx(leftPad+","+readline))
+	noLicenses := t.TempDir()
+	write(noLicenses, "sbom_v1.5.0.json", cdx(`{"name":"left-pad"},{"name":"readline"}`))
+
+	tests := []struct {
+		dir, version, previous string
+		want                   Status
+		detail, evidence       string
+	}{
+		{withSBOM, "v1.4.0", "", StatusSkipped, "no previous SBOM to compare it with (pass --previous-sbom)", ""},
+		{withSBOM, "v1.5.0", prevClean, StatusSkipped, "no SBOM", ""},
+		{t.TempDir(), "v1.4.0", prevClean, StatusSkipped, "the green button writes it", ""},
+		{"", "v1.4.0", prevClean, StatusSkipped, "no evidence directory", ""},
+		{withSBOM, "v1.4.0", garbage, StatusSkipped, "previous SBOM: bad SBOM", ""},
+		{withSBOM, "v1.4.0", filepath.Join(prevDir, "missing.json"), StatusSkipped, "previous SBOM: bad SBOM", ""},
+		{withSBOM, "v1.4.0", prevClean, StatusPassed, "PASS (1 of 1 packages licensed)", "license coverage: 1 of 1"},
+		{newGPL, "v1.5.0", prevClean, StatusFailed, "FAIL: 1 new copyleft license(s)", "pkg:npm/readline 8.0.0: GPL-3.0-only (GPL) in " + filepath.Join(newGPL, "sbom_v1.5.0.json") + "#rl"},
+		{newGPL, "v1.5.0", prevGPL, StatusPassed, "PASS", "already present in the previous release (passes) (1):"},
+		{noLicenses, "v1.5.0", prevClean, StatusFailed, "has 2 packages and no licenses: nothing was checked", "license coverage: 0 of 2"},
 	}
 	for _, tt := range tests {
-		r := SBOMDrift(context.Background(), BatteryOptions{EvidenceDir: tt.dir, Version: tt.version})
-		if r.Status != StatusSkipped || !strings.Contains(r.Detail, tt.want) {
-			t.Errorf("%s %s: %s %q, want skipped saying %q", tt.dir, tt.version, r.Status, r.Detail, tt.want)
+		r := SBOMDrift(context.Background(), BatteryOptions{EvidenceDir: tt.dir, Version: tt.version, PreviousSBOM: tt.previous})
+		if r.Status != tt.want || !strings.Contains(r.Detail, tt.detail) || !strings.Contains(r.Evidence, tt.evidence) {
+			t.Errorf("%s %s against %q: %s %q, want %s saying %q\n%s", tt.dir, tt.version, tt.previous, r.Status, r.Detail, tt.want, tt.detail, r.Evidence)
 		}
 	}
 }

@@ -22,7 +22,8 @@ func newBatteryCmd(g *globals) *cobra.Command {
   decimal ticks       each --tick vector aligned by GET /api/tick-align: zero deviation
   outbox lag          needs --dsn (default $DATABASE_URL)
   CSP flood           50 reports to /api/csp-report, 10 at a time: some 429
-  SBOM license drift  needs sbom_<version>.json in the evidence
+  SBOM license drift  needs sbom_<version>.json in the evidence and --previous-sbom:
+                      fails on GPL/AGPL brought in since, or an SBOM without licenses
 A test that cannot run is reported as not run, never as passed.
 Exit 0 when none failed (tests not run are allowed and printed), 1 when any failed, 2 bad input.`,
 		Args: cobra.ArbitraryArgs,
@@ -79,6 +80,7 @@ Exit 0 when none failed (tests not run are allowed and printed), 1 when any fail
 	// Not the flag's default: --help would print the DSN, password and all.
 	fl.StringVar(&o.DSN, "dsn", "", "PostgreSQL of the outbox (default $DATABASE_URL)")
 	fl.StringArrayVar(&ticks, "tick", nil, "tick vector SYMBOL:PRICE:TICK:EXPECTED, repeatable (default the runbook's BTCUSDT and BTCTRY)")
+	fl.StringVar(&o.PreviousSBOM, "previous-sbom", "", "the previous release's SBOM, for the license drift test (see `canarybot sbom drift`)")
 	fl.StringArrayVar(&headers, "header", nil, "header k=v sent with every request, repeatable; e.g. X-Canary=always through the router")
 	return c
 }
