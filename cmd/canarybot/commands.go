@@ -97,23 +97,12 @@ func (g *globals) send(ctx context.Context, release string, c rollout.Command, w
 	if err != nil {
 		return err
 	}
-	if r.Phase.Terminal() {
-		return badInput("release %s is already %s", r.Version, r.Phase)
+	c.User = g.who()
+	c, err = p.enqueue(ctx, r, c)
+	if errors.Is(err, errReleaseEnded) {
+		return &exitError{code: exitBadInput, err: err}
 	}
-	seen, err := p.store.LastHeartbeat(ctx, r.ID)
 	if err != nil {
-		return err
-	}
-	if age := time.Since(seen); age > engineSilence {
-		last := "never"
-		if !seen.IsZero() {
-			last = age.Round(time.Second).String() + " ago"
-		}
-		return fmt.Errorf("no engine is driving %s (last heartbeat: %s), so nothing would apply `%s`; resume the release with `canarybot run %s` on this --state and try again (nothing was queued)",
-			r.Version, last, c.String(), r.Version)
-	}
-	c.ID, c.User, c.At = newID(), g.who(), time.Now().UTC()
-	if err := p.store.Enqueue(ctx, r.ID, c); err != nil {
 		return err
 	}
 	fmt.Fprintf(g.out, "queued `%s` for %s as %s; waiting for the engine to apply it…\n", c.String(), r.Version, c.User)
@@ -140,6 +129,32 @@ func (g *globals) send(ctx context.Context, release string, c rollout.Command, w
 		}
 	}
 	return fmt.Errorf("the engine did not apply the command within %s: is `canarybot run` (or the bot) running on %s? The command stays queued", wait, r.Version)
+}
+
+// errReleaseEnded is returned for a command to a release that has ended.
+var errReleaseEnded = errors.New("the release has ended")
+
+// enqueue queues a command for the engine driving the release, unless the
+// release has ended or no engine has been seen lately: a command queued
+// with nobody to apply it would fire whenever an engine next starts.
+func (p *parts) enqueue(ctx context.Context, r *rollout.Release, c rollout.Command) (rollout.Command, error) {
+	if r.Phase.Terminal() {
+		return c, fmt.Errorf("%w: release %s is already %s; nothing was queued", errReleaseEnded, r.Version, r.Phase)
+	}
+	seen, err := p.store.LastHeartbeat(ctx, r.ID)
+	if err != nil {
+		return c, err
+	}
+	if age := time.Since(seen); age > engineSilence {
+		last := "never"
+		if !seen.IsZero() {
+			last = age.Round(time.Second).String() + " ago"
+		}
+		return c, fmt.Errorf("no engine is driving %s (last heartbeat: %s), so nothing would apply `%s`; nothing was queued. Resume the release with `canarybot run %s` on this state file and try again",
+			r.Version, last, c.String(), r.Version)
+	}
+	c.ID, c.At = newID(), time.Now().UTC()
+	return c, p.store.Enqueue(ctx, r.ID, c)
 }
 
 // engineSilence is how long without a heartbeat before the CLI decides no

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/canarybot/canarybot/bot"
+	"github.com/canarybot/canarybot/rollout"
+	"github.com/canarybot/canarybot/server"
+	"github.com/canarybot/canarybot/store"
+)
+
+func TestServeNeedsSigningSecret(t *testing.T) {
+	t.Setenv("SLACK_SIGNING_SECRET", "")
+	out, code := cli(t, "serve", "--listen", "127.0.0.1:0")
+	if code != exitBadInput || !strings.Contains(out, "SLACK_SIGNING_SECRET is not set") {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+}
+
+func TestSlackHandler(t *testing.T) {
+	ctx := context.Background()
+	state := filepath.Join(t.TempDir(), "s.db")
+	st, err := store.Open(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Save(ctx, &rollout.Release{ID: "v2.0.0", Version: "v2.0.0", IC: "UIC", Phase: rollout.PhaseStage, Weight: 5,
+		Last: rollout.Decision{Kind: rollout.Proceed, Reason: "all signals pass"}}); err != nil {
+		t.Fatal(err)
+	}
+	h := &slackHandler{g: &globals{statePath: state, out: &bytes.Buffer{}, errOut: &bytes.Buffer{}}, managers: []string{"URM"}}
+	ic, rms, err := h.authority(ctx)
+	if err != nil || ic != "UIC" || len(rms) != 1 {
+		t.Fatalf("authority = %q %v %v", ic, rms, err)
+	}
+	ask := func(text string) string {
+		c, err := bot.ParseCommand(text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h.handle(ctx, server.SlashCommandRequest{Command: c, UserID: "UIC"}).Text
+	}
+	tests := []struct{ text, want string }{
+		{"status", "*v2.0.0* phase stage, stage 1/"},
+		{"status", "last decision: Proceed — all signals pass"},
+		{"signals", "no signal readings yet"},
+		{"help", "/canary rollback <reason>"},
+		{"freeze start", "not configured"},
+		{"start v3", "not wired yet"},
+		{"drill", "not wired yet"},
+		{"promote", "No engine is driving v2.0.0"},
+	}
+	for _, tt := range tests {
+		if got := ask(tt.text); !strings.Contains(got, tt.want) {
+			t.Errorf("/canary %s = %q, want it to contain %q", tt.text, got, tt.want)
+		}
+	}
+	if q, _ := st.Take(ctx, "v2.0.0"); len(q) != 0 {
+		t.Fatalf("queued without an engine: %v", q)
+	}
+	if err := st.Heartbeat(ctx, "v2.0.0", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if got := ask("hold 10m db slow"); !strings.Contains(got, "Queued `hold 10m0s \"db slow\"` for v2.0.0") {
+		t.Fatalf("hold = %q", got)
+	}
+	q, err := st.Take(ctx, "v2.0.0")
+	if err != nil || len(q) != 1 {
+		t.Fatalf("queued = %v, %v", q, err)
+	}
+	if c := q[0]; c.Kind != rollout.CmdHold || c.Duration != 10*time.Minute || c.Reason != "db slow" || c.User != "UIC" || c.ID == "" {
+		t.Fatalf("queued %+v", c)
+	}
+}

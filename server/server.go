@@ -1,0 +1,303 @@
+// Package server is canarybot's HTTP server for Slack: slash commands
+// verified, parsed and authorised before a handler sees them, health and
+// readiness probes, and Prometheus metrics.
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/slack-go/slack"
+
+	"github.com/canarybot/canarybot/bot"
+)
+
+// Defaults for Options.
+const (
+	// DefaultAckTimeout leaves room under Slack's 3 s for the network.
+	DefaultAckTimeout = 2 * time.Second
+	// DefaultWorkTimeout bounds a handler that missed the ack; Slack's
+	// response_url stays valid for 30 minutes.
+	DefaultWorkTimeout = 5 * time.Minute
+	maxBody            = 64 << 10
+)
+
+// SlashCommandRequest is a verified, parsed and authorised /canary command.
+type SlashCommandRequest struct {
+	Command   bot.SlashCommand
+	Text      string // as typed
+	UserID    string
+	UserName  string
+	ChannelID string
+	TeamID    string
+}
+
+// SlackResponse is the handler's answer. Ephemeral answers are seen only by
+// the person who typed the command.
+type SlackResponse struct {
+	Text      string
+	InChannel bool
+}
+
+// Options configure New.
+type Options struct {
+	Listen             string
+	SlackSigningSecret string
+	Clock              func() time.Time
+	Logger             *slog.Logger
+	Handler            func(ctx context.Context, req SlashCommandRequest) SlackResponse
+	// Authority returns the current release's IC and the release managers
+	// for bot.Authorize. Nil, or an error, allows only what anyone may do.
+	Authority func(ctx context.Context) (ic string, releaseManagers []string, err error)
+	// AckTimeout is how long a handler may take before the request is
+	// acknowledged with "working on it" and the answer goes to response_url.
+	AckTimeout  time.Duration
+	WorkTimeout time.Duration
+	// HTTPClient posts to response_url (default: a client with a 10 s timeout).
+	HTTPClient *http.Client
+	// AllowResponseURL says where late answers may be posted; default: https
+	// on hooks.slack.com only, so a request can never make the bot post elsewhere.
+	AllowResponseURL func(u string) bool
+}
+
+// Server serves the Slack endpoints.
+type Server struct {
+	opt      Options
+	verifier *bot.Verifier
+	log      *slog.Logger
+	mux      *http.ServeMux
+	reg      *prometheus.Registry
+	commands *prometheus.CounterVec
+	ack      prometheus.Histogram
+	late     sync.WaitGroup
+}
+
+// New returns a server. An empty signing secret is allowed so that probes
+// work, but then every Slack request is refused: check Ready.
+func New(opt Options) *Server {
+	if opt.Clock == nil {
+		opt.Clock = time.Now
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opt.AckTimeout <= 0 {
+		opt.AckTimeout = DefaultAckTimeout
+	}
+	if opt.WorkTimeout <= 0 {
+		opt.WorkTimeout = DefaultWorkTimeout
+	}
+	if opt.HTTPClient == nil {
+		opt.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	if opt.AllowResponseURL == nil {
+		opt.AllowResponseURL = slackResponseURL
+	}
+	s := &Server{opt: opt, log: opt.Logger, mux: http.NewServeMux(), reg: prometheus.NewRegistry()}
+	s.verifier, _ = bot.NewVerifier(opt.SlackSigningSecret, opt.Clock)
+	s.commands = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "canarybot_slack_commands_total",
+		Help: "Slash commands by verb and outcome (ok, deferred, refused, malformed, unverified, error).",
+	}, []string{"verb", "outcome"})
+	s.ack = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "canarybot_slack_ack_seconds",
+		Help:    "Time from receiving a slash command to acknowledging it (Slack allows 3 s).",
+		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2, 2.5, 3, 5},
+	})
+	s.reg.MustRegister(s.commands, s.ack)
+	s.mux.HandleFunc("POST /slack/commands", s.slashCommand)
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+	return s
+}
+
+func slackResponseURL(u string) bool {
+	p, err := url.Parse(u)
+	return err == nil && p.Scheme == "https" && p.Host == "hooks.slack.com"
+}
+
+// Handler is the server's routes.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Ready reports whether Slack commands can be served, and if not why.
+func (s *Server) Ready() error {
+	switch {
+	case s.verifier == nil:
+		return errors.New("no Slack signing secret: set SLACK_SIGNING_SECRET")
+	case s.opt.Handler == nil:
+		return errors.New("no command handler")
+	}
+	return nil
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if err := s.Ready(); err != nil {
+		http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	io.WriteString(w, "ready\n")
+}
+
+// Run listens on Options.Listen until ctx ends, then shuts down and waits
+// for late answers still being posted.
+func (s *Server) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.opt.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", s.opt.Listen, err)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve is Run on a listener the caller opened.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{Handler: s.mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	s.log.Info("serving", "addr", ln.Addr().String())
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := hs.Shutdown(sctx)
+	s.Wait()
+	return err
+}
+
+// Wait blocks until every late answer has been posted (or given up on).
+func (s *Server) Wait() { s.late.Wait() }
+
+func (s *Server) slashCommand(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	verb, outcome := "unknown", "error"
+	defer func() {
+		s.commands.WithLabelValues(verb, outcome).Inc()
+		s.ack.Observe(time.Since(start).Seconds())
+	}()
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		outcome = "unverified"
+		http.Error(w, "request body unreadable or over 64 KiB", http.StatusBadRequest)
+		return
+	}
+	if s.verifier == nil {
+		outcome = "unverified"
+		http.Error(w, "not configured: no Slack signing secret", http.StatusServiceUnavailable)
+		return
+	}
+	if err := s.verifier.Verify(r.Header, body); err != nil {
+		outcome = "unverified"
+		s.log.Warn("slash command refused", "err", err, "remote", r.RemoteAddr)
+		if errors.Is(err, bot.ErrReplayCacheFull) {
+			http.Error(w, "busy, retry", http.StatusServiceUnavailable)
+			return
+		}
+		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		return
+	}
+	// SlashCommandParse reads the form from the body we have already read
+	// and verified, so what it parses is exactly what was signed.
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	sc, err := slack.SlashCommandParse(r)
+	if err != nil {
+		outcome = "malformed"
+		http.Error(w, "bad form body", http.StatusBadRequest)
+		return
+	}
+	cmd, err := bot.ParseCommand(sc.Text)
+	if err != nil {
+		outcome = "malformed"
+		s.log.Info("malformed slash command", "user", sc.UserID, "text", sc.Text, "err", err)
+		writeResponse(w, SlackResponse{Text: strings.TrimPrefix(err.Error(), bot.ErrMalformed.Error()+": ")})
+		return
+	}
+	verb = string(cmd.Verb)
+	if s.opt.Handler == nil {
+		writeResponse(w, SlackResponse{Text: "canarybot is starting up and cannot take commands yet; try again in a minute."})
+		return
+	}
+	var ic string
+	var rms []string
+	if s.opt.Authority != nil {
+		if ic, rms, err = s.opt.Authority(r.Context()); err != nil {
+			s.log.Warn("authority lookup failed; only open commands allowed", "err", err)
+			ic, rms = "", nil
+		}
+	}
+	if ok, why := bot.Authorize(cmd.AuthVerb(), sc.UserID, ic, rms); !ok {
+		outcome = "refused"
+		s.log.Info("slash command refused", "user", sc.UserID, "verb", verb, "why", why)
+		writeResponse(w, SlackResponse{Text: why})
+		return
+	}
+	req := SlashCommandRequest{Command: cmd, Text: sc.Text, UserID: sc.UserID, UserName: sc.UserName, ChannelID: sc.ChannelID, TeamID: sc.TeamID}
+	// The handler runs detached from the request so that it may finish
+	// after the ack and post its answer to response_url.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.opt.WorkTimeout)
+	done := make(chan SlackResponse, 1)
+	s.late.Add(1)
+	go func() {
+		defer s.late.Done()
+		defer cancel()
+		done <- s.opt.Handler(ctx, req)
+	}()
+	timer := time.NewTimer(s.opt.AckTimeout)
+	defer timer.Stop()
+	select {
+	case resp := <-done:
+		outcome = "ok"
+		s.log.Info("slash command", "user", sc.UserID, "verb", verb)
+		writeResponse(w, resp)
+		return
+	case <-timer.C:
+	}
+	outcome = "deferred"
+	s.late.Add(1)
+	go func() {
+		defer s.late.Done()
+		resp := <-done
+		s.log.Info("slash command answered late", "user", sc.UserID, "verb", verb, "answer", resp.Text)
+		if err := s.postLate(sc.ResponseURL, resp); err != nil {
+			s.log.Error("posting the late answer to response_url failed", "user", sc.UserID, "verb", verb, "err", err)
+		}
+	}()
+	writeResponse(w, SlackResponse{Text: fmt.Sprintf("Working on `/canary %s`… the answer will follow here.", cmd.String())})
+}
+
+func (s *Server) postLate(responseURL string, resp SlackResponse) error {
+	if !s.opt.AllowResponseURL(responseURL) {
+		return fmt.Errorf("response_url %q is not a Slack hooks URL", responseURL)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return slack.PostWebhookCustomHTTPContext(ctx, responseURL, s.opt.HTTPClient, message(resp))
+}
+
+func message(resp SlackResponse) *slack.WebhookMessage {
+	m := &slack.WebhookMessage{Text: resp.Text, ResponseType: slack.ResponseTypeEphemeral}
+	if resp.InChannel {
+		m.ResponseType = slack.ResponseTypeInChannel
+	}
+	return m
+}
+
+func writeResponse(w http.ResponseWriter, resp SlackResponse) {
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(message(resp))
+}
