@@ -68,6 +68,8 @@ func (m *Machine) Apply(r *Release, c Command, now time.Time) error {
 			detail = "GO"
 		}
 		r.Steps = append(r.Steps, StepRecord{Name: step, Status: GatePassed, Detail: detail, By: c.User, At: now})
+	case CmdTrigger:
+		m.rollback(r, now, TriggerUser+" (webhook)", "trigger firing: "+c.Reason, nil)
 	case CmdHandover:
 		r.IC = c.Target
 		m.notify(r, now, EventCommand, fmt.Sprintf("%s is now the Incident Commander", c.Target), nil)
@@ -150,6 +152,13 @@ func (m *Machine) refusal(r *Release, c Command, now time.Time) string {
 		}
 		if _, ok := r.StepRecord(StepRedTeam); ok {
 			return "the review is already recorded"
+		}
+	case CmdTrigger:
+		if c.User != TriggerUser {
+			return "triggers come only from Alertmanager's webhook"
+		}
+		if !canary {
+			return fmt.Sprintf("no canary traffic to roll back (phase %s)", r.Phase)
 		}
 	case CmdHandover:
 		if why := icOnly(); why != "" {

@@ -18,7 +18,13 @@ const (
 	CmdAbort    CommandKind = "abort"    // NO-GO: stop before any traffic moves (IC)
 	CmdReview   CommandKind = "review"   // the red-team review is done (anyone; recorded)
 	CmdHandover CommandKind = "ic"       // hand command to Target (IC)
+	// CmdTrigger is a firing auto-rollback alert pushed by Alertmanager's
+	// webhook: it rolls back at once, like a trigger seen by polling.
+	CmdTrigger CommandKind = "trigger"
 )
+
+// TriggerUser is the user a pushed trigger is recorded under.
+const TriggerUser = "alertmanager"
 
 // Command is a person's request. ID makes it idempotent: a command seen
 // twice is applied once.

@@ -819,3 +819,23 @@ func TestStaleCommandRefused(t *testing.T) {
 		t.Fatalf("a promote queued 3 hours ago: %v, stage %d; want refused as stale", err, r.Stage+1)
 	}
 }
+
+// TestPushedTrigger: a trigger pushed by Alertmanager rolls back at once;
+// only the webhook may push one, and only while traffic is on the canary.
+func TestPushedTrigger(t *testing.T) {
+	plan := config.Default()
+	m := &rollout.Machine{Plan: &plan, Render: textRenderer{}}
+	r := stageRelease(m, 2)
+	if err := m.Apply(r, rollout.Command{Kind: rollout.CmdTrigger, User: "mallory", Reason: "CanaryP95LatencyCritical"}, t0); err == nil {
+		t.Fatal("a trigger from a person was applied")
+	}
+	if err := m.Apply(r, rollout.Command{Kind: rollout.CmdTrigger, User: rollout.TriggerUser, Reason: "CanaryP95LatencyCritical"}, t0); err != nil {
+		t.Fatal(err)
+	}
+	if r.Phase != rollout.PhaseRolledBack || r.Weight != 0 || !strings.Contains(r.Rollback.Reason, "CanaryP95LatencyCritical") {
+		t.Fatalf("after a pushed trigger: %s weight %d (%+v)", r.Phase, r.Weight, r.Rollback)
+	}
+	if r.Pending[0].Kind != rollout.EffectWeight || r.Pending[0].Weight != 0 {
+		t.Errorf("the first pending effect is %+v, want weight 0", r.Pending[0])
+	}
+}

@@ -23,6 +23,7 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/canarybot/canarybot/bot"
+	"github.com/canarybot/canarybot/rollout"
 )
 
 // Defaults for Options.
@@ -71,6 +72,16 @@ type Options struct {
 	// AllowResponseURL says where late answers may be posted; default: https
 	// on hooks.slack.com only, so a request can never make the bot post elsewhere.
 	AllowResponseURL func(u string) bool
+	// OnTriggers receives the firing auto-rollback alerts that Alertmanager
+	// pushes to POST /alertmanager/webhook; nil leaves the route refusing
+	// with 503. An error makes the answer 503, so Alertmanager retries.
+	OnTriggers func(ctx context.Context, alerts []rollout.Alert) error
+	// Triggers and Service select the alerts that concern this release:
+	// every trigger label, and the service label when Service is set.
+	Triggers rollout.Triggers
+	Service  string
+	// AlertmanagerToken, when set, is the bearer token the webhook requires.
+	AlertmanagerToken string
 }
 
 // Server serves the Slack endpoints.
@@ -82,6 +93,7 @@ type Server struct {
 	reg      *prometheus.Registry
 	commands *prometheus.CounterVec
 	ack      prometheus.Histogram
+	triggers *prometheus.CounterVec
 	late     sync.WaitGroup
 }
 
@@ -117,8 +129,13 @@ func New(opt Options) *Server {
 		Help:    "Time from receiving a slash command to acknowledging it (Slack allows 3 s).",
 		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2, 2.5, 3, 5},
 	})
-	s.reg.MustRegister(s.commands, s.ack)
+	s.triggers = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "canarybot_alertmanager_webhooks_total",
+		Help: "Alertmanager webhook calls by outcome (rollback, ignored, bad_request, unauthorized, unavailable).",
+	}, []string{"outcome"})
+	s.reg.MustRegister(s.commands, s.ack, s.triggers)
 	s.mux.HandleFunc("POST /slack/commands", s.slashCommand)
+	s.mux.HandleFunc("POST /alertmanager/webhook", s.alertmanager)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))

@@ -26,7 +26,8 @@ func newServeCmd(g *globals) *cobra.Command {
 			if secret == "" {
 				return badInput("SLACK_SIGNING_SECRET is not set: export it with your Slack app's Signing Secret (api.slack.com/apps → your app → Basic Information → App Credentials)")
 			}
-			if _, err := g.loadConfig(); err != nil {
+			cfg, err := g.loadConfig()
+			if err != nil {
 				return err
 			}
 			h := &slackHandler{g: g, managers: splitList(managers)}
@@ -36,9 +37,13 @@ func newServeCmd(g *globals) *cobra.Command {
 				Logger:             g.logger(),
 				Handler:            h.handle,
 				Authority:          h.authority,
+				OnTriggers:         h.triggers,
+				Triggers:           cfg.Plan.Triggers,
+				Service:            cfg.Plan.Service,
+				AlertmanagerToken:  os.Getenv("ALERTMANAGER_WEBHOOK_TOKEN"),
 			})
-			fmt.Fprintf(g.out, "serving /slack/commands, /healthz, /readyz, /metrics on http://%s\n", listen)
-			err := s.Run(cmd.Context())
+			fmt.Fprintf(g.out, "serving /slack/commands, /alertmanager/webhook, /healthz, /readyz, /metrics on http://%s\n", listen)
+			err = s.Run(cmd.Context())
 			if errors.Is(err, context.Canceled) {
 				return nil
 			}
@@ -65,6 +70,26 @@ func splitList(s string) []string {
 type slackHandler struct {
 	g        *globals
 	managers []string
+}
+
+// triggers hands Alertmanager's firing triggers to the engine driving the
+// current release. With no engine to apply it, the error makes the webhook
+// answer 503 so that Alertmanager retries rather than the trigger being lost.
+func (h *slackHandler) triggers(ctx context.Context, alerts []rollout.Alert) error {
+	p, err := h.g.open()
+	if err != nil {
+		return err
+	}
+	r, err := p.load(ctx, "")
+	if err != nil {
+		return err
+	}
+	names := make([]string, len(alerts))
+	for i, a := range alerts {
+		names[i] = a.Name
+	}
+	_, err = p.enqueue(ctx, r, rollout.Command{Kind: rollout.CmdTrigger, User: rollout.TriggerUser, Reason: strings.Join(names, ", ")})
+	return err
 }
 
 func (h *slackHandler) authority(ctx context.Context) (string, []string, error) {

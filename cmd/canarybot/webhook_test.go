@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/canarybot/canarybot/clock"
+	"github.com/canarybot/canarybot/config"
+	"github.com/canarybot/canarybot/report"
+	"github.com/canarybot/canarybot/rollout"
+	"github.com/canarybot/canarybot/server"
+	"github.com/canarybot/canarybot/store"
+	"github.com/canarybot/canarybot/traffic"
+)
+
+// steadyMetrics answers every query with the same small value, which every
+// default signal passes; the engine's metrics are not under test here.
+type steadyMetrics struct{}
+
+func (steadyMetrics) Query(ctx context.Context, q string, at time.Time) (rollout.Sample, error) {
+	return rollout.Sample{Value: 0.001}, nil
+}
+
+func (steadyMetrics) Firing(ctx context.Context, at time.Time) ([]rollout.Alert, error) { return nil, nil }
+
+// TestAlertmanagerWebhookRollsBack: Alertmanager pushes a firing trigger to
+// `serve`; the engine driving the release (another process in production,
+// here a goroutine on the same state file) rolls back, and the router's
+// weight is 0.
+func TestAlertmanagerWebhookRollsBack(t *testing.T) {
+	dir := t.TempDir()
+	state := filepath.Join(dir, "s.db")
+	st, err := store.Open(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := config.Default()
+	plan.Timeline = nil // straight to stage 1
+	backend := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(backend.Close)
+	u, _ := url.Parse(backend.URL)
+	router := traffic.NewLocal(u, u)
+	rn := &rollout.Runner{
+		Machine: &rollout.Machine{Plan: &plan, Render: report.Renderer{}},
+		Metrics: steadyMetrics{}, Alerts: steadyMetrics{}, Traffic: router,
+		Store: st, Inbox: st, InboxPoll: 20 * time.Millisecond, Clock: clock.Real{},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := rn.Start(ctx, "v1.4.0", "v1.4.0", "alice", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan *rollout.Release, 1)
+	go func() {
+		r, err := rn.Run(ctx, "v1.4.0")
+		if err != nil {
+			t.Error(err)
+		}
+		done <- r
+	}()
+	for w, _ := router.Weight(ctx); w != 1; w, _ = router.Weight(ctx) {
+		time.Sleep(10 * time.Millisecond) // the engine moves stage 1's traffic
+	}
+
+	g := &globals{statePath: state, evidenceDir: dir, out: &strings.Builder{}, errOut: &strings.Builder{}}
+	h := &slackHandler{g: g}
+	srv := server.New(server.Options{OnTriggers: h.triggers, Triggers: plan.Triggers, Service: plan.Service, AlertmanagerToken: "tok"})
+	req := httptest.NewRequest(http.MethodPost, "/alertmanager/webhook", strings.NewReader(firingPayload))
+	req.Header.Set("Authorization", "Bearer tok")
+	rec := httptest.NewRecorder()
+	srv.Handler().ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("webhook answered %d: %s", rec.Code, rec.Body)
+	}
+	select {
+	case r := <-done:
+		if r.Phase != rollout.PhaseRolledBack || !strings.Contains(r.Rollback.Reason, "CanaryP95LatencyCritical") || r.Rollback.By != "alertmanager (webhook)" {
+			t.Fatalf("release %s, rollback %+v", r.Phase, r.Rollback)
+		}
+	case <-ctx.Done():
+		t.Fatal("the engine did not roll back")
+	}
+	if w, _ := router.Weight(ctx); w != 0 {
+		t.Fatalf("router weight %d after the trigger, want 0", w)
+	}
+}
+
+const firingPayload = `{"version":"4","status":"firing","alerts":[{"status":"firing",
+ "labels":{"alertname":"CanaryP95LatencyCritical","auto_rollback":"true","service":"spark"},
+ "annotations":{"summary":"p95 over 400ms"},"startsAt":"2026-11-27T10:00:00Z"}]}`
