@@ -27,7 +27,9 @@ func (steadyMetrics) Query(ctx context.Context, q string, at time.Time) (rollout
 	return rollout.Sample{Value: 0.001}, nil
 }
 
-func (steadyMetrics) Firing(ctx context.Context, at time.Time) ([]rollout.Alert, error) { return nil, nil }
+func (steadyMetrics) Firing(ctx context.Context, at time.Time) ([]rollout.Alert, error) {
+	return nil, nil
+}
 
 // TestAlertmanagerWebhookRollsBack: Alertmanager pushes a firing trigger to
 // `serve`; the engine driving the release (another process in production,
