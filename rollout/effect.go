@@ -19,7 +19,9 @@ const (
 
 // Event is what a Notifier announces.
 type Event struct {
-	Kind    EventKind `json:"kind"`
+	Kind EventKind `json:"kind"`
+	// Release is the release's ID (one version may be released twice).
+	Release string    `json:"release"`
 	Version string    `json:"version"`
 	At      time.Time `json:"at"`
 	Phase   Phase     `json:"phase"`

@@ -544,7 +544,7 @@ func (m *Machine) emit(r *Release, e Effect) {
 
 func (m *Machine) notify(r *Release, now time.Time, kind EventKind, text string, row *Row) {
 	m.emit(r, Effect{Kind: EffectNotify, Event: &Event{
-		Kind: kind, Version: r.Version, At: now, Phase: r.Phase, Stage: r.CurrentStage(),
+		Kind: kind, Release: r.ID, Version: r.Version, At: now, Phase: r.Phase, Stage: r.CurrentStage(),
 		Weight: r.Weight, Text: text, Row: row,
 	}})
 }
