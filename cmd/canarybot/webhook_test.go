@@ -66,6 +66,11 @@ func TestAlertmanagerWebhookRollsBack(t *testing.T) {
 		}
 		done <- r
 	}()
+	// The engine is driving the release once it has moved stage 1's
+	// traffic and recorded a heartbeat.
+	for seen, _ := st.LastHeartbeat(ctx, "v1.4.0"); seen.IsZero(); seen, _ = st.LastHeartbeat(ctx, "v1.4.0") {
+		time.Sleep(5 * time.Millisecond)
+	}
 	for w, _ := router.Weight(ctx); w != 1; w, _ = router.Weight(ctx) {
 		time.Sleep(10 * time.Millisecond) // the engine moves stage 1's traffic
 	}
