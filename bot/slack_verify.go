@@ -89,7 +89,9 @@ func (v *Verifier) Verify(h http.Header, body []byte) error {
 	if !hmac.Equal(got, Sign(string(v.secret), sts, body)) {
 		return ErrBadSignature
 	}
-	return v.remember(hexSig, at.Add(SignatureWindow), now)
+	// The decoded bytes are the key: hex in another letter case is the same
+	// signature and must count as a replay.
+	return v.remember(hex.EncodeToString(got), at.Add(SignatureWindow), now)
 }
 
 func (v *Verifier) remember(key string, until, now time.Time) error {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -144,5 +145,27 @@ func TestSignAgreesWithSlackGo(t *testing.T) {
 func TestNewVerifierEmptySecret(t *testing.T) {
 	if _, err := NewVerifier("", nil); err == nil {
 		t.Fatal("empty secret accepted")
+	}
+}
+
+// TestReplayInAnotherCase: hex in upper case is the same signature, so a
+// captured request cannot be replayed by changing the letter case.
+func TestReplayInAnotherCase(t *testing.T) {
+	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	v, err := NewVerifier("s3cret", func() time.Time { return now })
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := []byte("command=%2Fcanary&text=promote")
+	ts := strconv.FormatInt(now.Unix(), 10)
+	h := http.Header{}
+	h.Set(HeaderTimestamp, ts)
+	h.Set(HeaderSignature, SignatureHeader("s3cret", ts, body))
+	if err := v.Verify(h, body); err != nil {
+		t.Fatal(err)
+	}
+	h.Set(HeaderSignature, "v0="+strings.ToUpper(strings.TrimPrefix(SignatureHeader("s3cret", ts, body), "v0=")))
+	if err := v.Verify(h, body); !errors.Is(err, ErrReplayed) {
+		t.Fatalf("the same signature in upper case: %v, want ErrReplayed", err)
 	}
 }

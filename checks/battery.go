@@ -578,15 +578,17 @@ func SBOMDrift(ctx context.Context, o BatteryOptions) TestResult {
 }
 
 func sbomDrift(previous, current string) TestResult {
-	r := TestResult{Name: NameSBOMDrift, Status: StatusSkipped}
+	// Both SBOMs are there to be compared: one that cannot be read is a
+	// failure, never a pass with nothing checked.
+	r := TestResult{Name: NameSBOMDrift, Status: StatusFailed}
 	prev, err := sbom.Read(previous)
 	if err != nil {
-		r.Detail = fmt.Sprintf("skipped: previous SBOM: %v", err)
+		r.Detail = fmt.Sprintf("previous SBOM unreadable: %v", err)
 		return r
 	}
 	cur, err := sbom.Read(current)
 	if err != nil {
-		r.Detail = fmt.Sprintf("skipped: %v", err)
+		r.Detail = fmt.Sprintf("current SBOM unreadable: %v", err)
 		return r
 	}
 	rep := sbom.Drift(prev, cur, sbom.Options{})

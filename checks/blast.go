@@ -197,6 +197,15 @@ func (r BlastResult) Passed() bool { return len(r.Failures()) == 0 }
 
 // Log renders micro_blast_<version>.log: one line per probe, then the
 // summary and the verdict.
+// shownHeader reports whether the log may show a probe header's value.
+func shownHeader(name string) bool {
+	switch http.CanonicalHeaderKey(name) {
+	case "Host", "X-Canary", "User-Agent", "Accept":
+		return true
+	}
+	return false
+}
+
 func (r BlastResult) Log() []byte {
 	var b strings.Builder
 	o := r.Options
@@ -205,7 +214,13 @@ func (r BlastResult) Log() []byte {
 	if len(o.Header) > 0 {
 		keys := make([]string, 0, len(o.Header))
 		for k := range o.Header {
-			keys = append(keys, k+": "+o.Header[k])
+			v := o.Header[k]
+			// Evidence is committed and shared: a header that may carry a
+			// credential is named, not copied.
+			if !shownHeader(k) {
+				v = "[redacted]"
+			}
+			keys = append(keys, k+": "+v)
 		}
 		sort.Strings(keys)
 		fmt.Fprintf(&b, "# headers: %s\n", strings.Join(keys, ", "))

@@ -53,3 +53,11 @@ func TestBlastGate(t *testing.T) {
 		})
 	}
 }
+
+func TestBlastLogRedactsCredentials(t *testing.T) {
+	r := BlastResult{Options: BlastOptions{URL: "http://canary", Header: map[string]string{"Authorization": "Bearer hunter2", "X-Canary": "always"}}}
+	log := string(r.Log())
+	if strings.Contains(log, "hunter2") || !strings.Contains(log, "Authorization: [redacted]") || !strings.Contains(log, "X-Canary: always") {
+		t.Fatalf("log:\n%s", log)
+	}
+}

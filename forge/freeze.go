@@ -108,6 +108,8 @@ func (f *Freeze) Start(ctx context.Context, version string) (Summary, error) {
 		if err := f.Progress.Save(ctx, st); err != nil {
 			return Summary{}, err
 		}
+	case st.Owner != f.Owner || st.Repo != f.Repo:
+		return summarize(st), f.otherRepo(st)
 	case st.Version != version:
 		return summarize(st), fmt.Errorf("%w: %s (phase %s); lift it first with `canarybot freeze lift`", ErrOtherFreeze, st.Version, st.Phase)
 	case st.Phase == PhaseLifting:
@@ -191,6 +193,11 @@ func (f *Freeze) Lift(ctx context.Context) (Summary, error) {
 		return summarize(st), ErrNotFrozen
 	case PhaseLifted:
 		return summarize(st), nil
+	}
+	if st.Owner != f.Owner || st.Repo != f.Repo {
+		// The PR numbers and commits in the progress file are another
+		// repository's: acting on them here would touch unrelated PRs.
+		return summarize(st), f.otherRepo(st)
 	}
 	// Lifting a half-started freeze is how an operator backs out of it:
 	// only what was done is undone.
@@ -317,4 +324,9 @@ func short(sha string) string {
 		return sha[:12]
 	}
 	return sha
+}
+
+func (f *Freeze) otherRepo(st FreezeState) error {
+	return fmt.Errorf("%w: the progress file is for %s/%s, not %s/%s; point --progress at this repository's file or fix GITHUB_REPOSITORY",
+		ErrOtherFreeze, st.Owner, st.Repo, f.Owner, f.Repo)
 }

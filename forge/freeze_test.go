@@ -240,3 +240,28 @@ func TestLiftWithoutFreeze(t *testing.T) {
 		t.Fatalf("status %q, %v", sum.Line(), err)
 	}
 }
+
+// TestLiftRefusesAnotherRepository: the progress file's PR numbers belong
+// to the repository the freeze started on; lifting with another
+// GITHUB_REPOSITORY must touch nothing.
+func TestLiftRefusesAnotherRepository(t *testing.T) {
+	fake := forgetest.New(t, "acme", "exchange", 3)
+	var s sleeps
+	path := filepath.Join(t.TempDir(), "f.json")
+	c := tokenClient(t, fake, fastOptions(&s, &forge.Metrics{}))
+	if _, err := newFreeze(t, fake, c, path).Start(context.Background(), "v1.4.0"); err != nil {
+		t.Fatal(err)
+	}
+	before := fmt.Sprint(fake.Calls())
+	other := newFreeze(t, fake, c, path)
+	other.Repo = "billing"
+	if _, err := other.Lift(context.Background()); !errors.Is(err, forge.ErrOtherFreeze) || !strings.Contains(err.Error(), "acme/exchange") {
+		t.Fatalf("lift of acme/billing with acme/exchange's progress: %v, want ErrOtherFreeze naming acme/exchange", err)
+	}
+	if _, err := other.Start(context.Background(), "v1.4.0"); !errors.Is(err, forge.ErrOtherFreeze) {
+		t.Fatalf("start on another repository: %v, want ErrOtherFreeze", err)
+	}
+	if after := fmt.Sprint(fake.Calls()); after != before {
+		t.Fatalf("calls made after the refusal:\nbefore %s\nafter  %s", before, after)
+	}
+}

@@ -114,6 +114,12 @@ func headerEvidence(target string, resp *http.Response) []byte {
 	fmt.Fprintf(&b, "GET %s\n%s %s\n", target, resp.Proto, resp.Status)
 	for _, name := range sortedKeys(resp.Header) {
 		for _, v := range resp.Header[name] {
+			// Evidence is committed and shared: session cookies and
+			// credentials are named, not copied.
+			switch http.CanonicalHeaderKey(name) {
+			case "Set-Cookie", "Authorization", "Proxy-Authorization", "Www-Authenticate":
+				v = "[redacted]"
+			}
 			fmt.Fprintf(&b, "%s: %s\n", name, v)
 		}
 	}

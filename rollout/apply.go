@@ -126,8 +126,8 @@ func (m *Machine) refusal(r *Release, c Command, now time.Time) string {
 			return "the release is not holding"
 		}
 	case CmdRollback:
-		if why := icOnly(); why != "" {
-			return why
+		if why := icOnly(); why != "" && !c.Manager {
+			return why + " or a release manager"
 		}
 	case CmdAbort:
 		if why := icOnly(); why != "" {
@@ -161,8 +161,8 @@ func (m *Machine) refusal(r *Release, c Command, now time.Time) string {
 			return fmt.Sprintf("no canary traffic to roll back (phase %s)", r.Phase)
 		}
 	case CmdHandover:
-		if why := icOnly(); why != "" {
-			return why
+		if why := icOnly(); why != "" && !c.Manager {
+			return why + " or a release manager"
 		}
 		if c.Target == "" {
 			return "name the new IC"

@@ -36,6 +36,9 @@ type Command struct {
 	Duration time.Duration `json:"duration,omitempty"`
 	Target   string        `json:"target,omitempty"`
 	At       time.Time     `json:"at"`
+	// Manager is set by a front end that has verified the user is a
+	// release manager, who may roll back and hand over command too.
+	Manager bool `json:"manager,omitempty"`
 }
 
 func (c Command) String() string {

@@ -236,6 +236,8 @@ func TestCommandAuthority(t *testing.T) {
 		{name: "IC holds", setup: func(r *rollout.Release) {}, cmd: rollout.Command{Kind: rollout.CmdHold, User: "alice", Duration: 10 * time.Minute}},
 		{name: "resume when not holding", setup: func(r *rollout.Release) {}, cmd: rollout.Command{Kind: rollout.CmdResume, User: "alice"}, refused: "not holding"},
 		{name: "IC rolls back", setup: func(r *rollout.Release) {}, cmd: rollout.Command{Kind: rollout.CmdRollback, User: "alice", Reason: "drill gone wrong"}},
+		{name: "a release manager rolls back", setup: func(r *rollout.Release) {}, cmd: rollout.Command{Kind: rollout.CmdRollback, User: "bob", Manager: true, Reason: "pager"}},
+		{name: "a release manager may not promote", setup: func(r *rollout.Release) { r.Last = rollout.Decision{Kind: rollout.Proceed} }, cmd: rollout.Command{Kind: rollout.CmdPromote, User: "bob", Manager: true}, refused: "only the Incident Commander (alice)"},
 		{name: "other user may not roll back", setup: func(r *rollout.Release) {}, cmd: rollout.Command{Kind: rollout.CmdRollback, User: "mallory"}, refused: "only the Incident Commander"},
 		{name: "GO outside go/no-go", setup: func(r *rollout.Release) {}, cmd: rollout.Command{Kind: rollout.CmdGo, User: "alice"}, refused: "not at go/no-go"},
 		{name: "abort after traffic moved", setup: func(r *rollout.Release) {}, cmd: rollout.Command{Kind: rollout.CmdAbort, User: "alice"}, refused: "use rollback"},
@@ -837,5 +839,38 @@ func TestPushedTrigger(t *testing.T) {
 	}
 	if r.Pending[0].Kind != rollout.EffectWeight || r.Pending[0].Weight != 0 {
 		t.Errorf("the first pending effect is %+v, want weight 0", r.Pending[0])
+	}
+}
+
+// cancellingGate stands for a step that is running when the process stops.
+type cancellingGate struct{ cancel context.CancelFunc }
+
+func (g cancellingGate) Run(ctx context.Context, r *rollout.Release) (rollout.GateResult, error) {
+	g.cancel()
+	return rollout.GateResult{Status: rollout.GateFailed, Detail: "interrupted"}, nil
+}
+
+// TestStopDuringStepIsNotNoGo: a step cut short by a stop runs again on
+// resume instead of aborting the release.
+func TestStopDuringStepIsNotNoGo(t *testing.T) {
+	plan := shortPlan()
+	st, w := newMemStore(), newWorld()
+	clk := clock.NewFake(t0)
+	ctx, cancel := context.WithCancel(context.Background())
+	rn := newRunner(plan, st, w, clk, healthy(plan), scriptedIC{store: st, user: "alice"})
+	rn.Gates = map[rollout.StepName]rollout.Gate{rollout.StepPreflight: cancellingGate{cancel}}
+	if _, err := rn.Start(ctx, "rel", "v1.4.0", "alice", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rn.Run(ctx, "rel"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("run: %v, want context.Canceled", err)
+	}
+	r, _ := st.Load(context.Background(), "rel")
+	if r.Phase != rollout.PhasePreflight {
+		t.Fatalf("after a stop during preflight the release is %s (%s), want still at preflight", r.Phase, r.AbortReason)
+	}
+	rn2 := newRunner(plan, st, w, clk, healthy(plan), scriptedIC{store: st, user: "alice"})
+	if r, err := rn2.Run(context.Background(), "rel"); err != nil || r.Phase != rollout.PhaseComplete {
+		t.Fatalf("resumed: %v %v, want complete", r.Phase, err)
 	}
 }

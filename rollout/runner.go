@@ -159,6 +159,11 @@ func (rn *Runner) step(ctx context.Context, r *Release) error {
 	switch w.Kind {
 	case WaitStep:
 		res := rn.runGate(ctx, r, w.Step)
+		if ctx.Err() != nil {
+			// Stopped in the middle of the step (a restart, a reschedule):
+			// the step runs again on resume; it is not a NO-GO.
+			return ctx.Err()
+		}
 		rn.Machine.StepDone(r, w.Step, res, rn.Clock.Now())
 	case WaitTick:
 		readings := rn.read(ctx, r, now)

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -30,6 +32,10 @@ func newServeCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			token := os.Getenv("ALERTMANAGER_WEBHOOK_TOKEN")
+			if token == "" && !loopback(listen) {
+				return badInput("ALERTMANAGER_WEBHOOK_TOKEN is not set and --listen %s is reachable from other hosts: anyone could push a rollback; set the token (and the same one in Alertmanager's webhook config) or listen on 127.0.0.1", listen)
+			}
 			h := &slackHandler{g: g, managers: splitList(managers)}
 			s := server.New(server.Options{
 				Listen:             listen,
@@ -40,7 +46,7 @@ func newServeCmd(g *globals) *cobra.Command {
 				OnTriggers:         h.triggers,
 				Triggers:           cfg.Plan.Triggers,
 				Service:            cfg.Plan.Service,
-				AlertmanagerToken:  os.Getenv("ALERTMANAGER_WEBHOOK_TOKEN"),
+				AlertmanagerToken:  token,
 			})
 			fmt.Fprintf(g.out, "serving /slack/commands, /alertmanager/webhook, /healthz, /readyz, /metrics on http://%s\n", listen)
 			err = s.Run(cmd.Context())
@@ -147,7 +153,11 @@ func (h *slackHandler) handle(ctx context.Context, req server.SlashCommandReques
 	if !ok {
 		return server.SlackResponse{Text: fmt.Sprintf("`/canary %s` is not wired yet.", c.Verb)}
 	}
-	cmd, err := p.enqueue(ctx, r, rollout.Command{Kind: kind, User: req.UserID, Reason: c.Reason, Duration: c.Duration, Target: c.Target})
+	if c.Verb == bot.VerbIC && !strings.HasPrefix(c.Target, "U") && !strings.HasPrefix(c.Target, "W") {
+		return server.SlackResponse{Text: fmt.Sprintf("Pick the new IC from Slack's @ list (so the command carries their user ID, not the name %q): `/canary ic @name`.", c.Target)}
+	}
+	manager := slices.Contains(h.managers, req.UserID)
+	cmd, err := p.enqueue(ctx, r, rollout.Command{Kind: kind, User: req.UserID, Reason: c.Reason, Duration: c.Duration, Target: c.Target, Manager: manager})
 	if err != nil {
 		msg := err.Error()
 		return server.SlackResponse{Text: strings.ToUpper(msg[:1]) + msg[1:]}
@@ -175,4 +185,17 @@ func statusText(p *parts, r *rollout.Release, signals bool) string {
 		b.WriteString("no signal readings yet")
 	}
 	return b.String()
+}
+
+// loopback reports whether a listen address only accepts local connections.
+func loopback(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

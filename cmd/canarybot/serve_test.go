@@ -77,3 +77,17 @@ func TestSlackHandler(t *testing.T) {
 		t.Fatalf("queued %+v", c)
 	}
 }
+
+func TestServeRefusesOpenWebhookWithoutToken(t *testing.T) {
+	t.Setenv("SLACK_SIGNING_SECRET", "s3cret")
+	t.Setenv("ALERTMANAGER_WEBHOOK_TOKEN", "")
+	out, code := cli(t, "serve", "--listen", "0.0.0.0:0", "--state", filepath.Join(t.TempDir(), "s.db"))
+	if code != exitBadInput || !strings.Contains(out, "ALERTMANAGER_WEBHOOK_TOKEN is not set") {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	for addr, want := range map[string]bool{"127.0.0.1:8080": true, "localhost:1": true, "[::1]:80": true, ":8080": false, "0.0.0.0:8080": false, "10.0.0.5:80": false, "nonsense": false} {
+		if got := loopback(addr); got != want {
+			t.Errorf("loopback(%q) = %v, want %v", addr, got, want)
+		}
+	}
+}
