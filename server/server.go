@@ -252,10 +252,16 @@ func (s *Server) slashCommand(w http.ResponseWriter, r *http.Request) {
 	var ic string
 	var rms []string
 	if s.opt.Authority != nil {
-		if ic, rms, err = s.opt.Authority(r.Context()); err != nil {
-			s.log.Warn("authority lookup failed; only open commands allowed", "err", err)
-			ic, rms = "", nil
+		// The lookup reads the state file, which another process may hold:
+		// bound it so the ack still comes within Slack's 3 s.
+		actx, cancel := context.WithTimeout(r.Context(), s.opt.AckTimeout/2)
+		if ic, rms, err = s.opt.Authority(actx); err != nil {
+			// Without the IC only open commands and the release managers'
+			// (rollback, ic, start) remain possible.
+			s.log.Warn("authority lookup failed; IC-only commands refused", "err", err)
+			ic = ""
 		}
+		cancel()
 	}
 	if ok, why := bot.Authorize(cmd.AuthVerb(), sc.UserID, ic, rms); !ok {
 		outcome = "refused"
