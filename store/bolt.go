@@ -40,7 +40,7 @@ type Bolt struct {
 // Open returns a store on the file at path, creating it if needed.
 func Open(path string) (*Bolt, error) {
 	b := &Bolt{path: path, timeout: 5 * time.Second}
-	err := b.update(func(tx *bolt.Tx) error {
+	err := b.update(context.Background(), func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{releasesBucket, inboxBucket, metaBucket} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
@@ -54,8 +54,17 @@ func Open(path string) (*Bolt, error) {
 	return b, nil
 }
 
-func (b *Bolt) open(readOnly bool) (*bolt.DB, error) {
-	db, err := bolt.Open(b.path, 0o600, &bolt.Options{Timeout: b.timeout, ReadOnly: readOnly})
+// open takes the file's lock, waiting at most the store's timeout or what
+// is left of ctx: a Slack ack must not wait behind another process's lock.
+func (b *Bolt) open(ctx context.Context, readOnly bool) (*bolt.DB, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	timeout := b.timeout
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
+		timeout = max(time.Until(dl), time.Millisecond)
+	}
+	db, err := bolt.Open(b.path, 0o600, &bolt.Options{Timeout: timeout, ReadOnly: readOnly})
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("%s: %w", b.path, ErrLocked)
 	}
@@ -65,10 +74,10 @@ func (b *Bolt) open(readOnly bool) (*bolt.DB, error) {
 	return db, nil
 }
 
-func (b *Bolt) update(fn func(*bolt.Tx) error) error {
+func (b *Bolt) update(ctx context.Context, fn func(*bolt.Tx) error) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	db, err := b.open(false)
+	db, err := b.open(ctx, false)
 	if err != nil {
 		return err
 	}
@@ -79,10 +88,10 @@ func (b *Bolt) update(fn func(*bolt.Tx) error) error {
 	return db.Close()
 }
 
-func (b *Bolt) view(fn func(*bolt.Tx) error) error {
+func (b *Bolt) view(ctx context.Context, fn func(*bolt.Tx) error) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	db, err := b.open(false)
+	db, err := b.open(ctx, false)
 	if err != nil {
 		return err
 	}
@@ -93,7 +102,7 @@ func (b *Bolt) view(fn func(*bolt.Tx) error) error {
 // Load returns the release with the given id; "" means the current one.
 func (b *Bolt) Load(ctx context.Context, id string) (*rollout.Release, error) {
 	var r rollout.Release
-	err := b.view(func(tx *bolt.Tx) error {
+	err := b.view(ctx, func(tx *bolt.Tx) error {
 		if id == "" {
 			id = string(tx.Bucket(metaBucket).Get(currentKey))
 		}
@@ -115,7 +124,7 @@ func (b *Bolt) Load(ctx context.Context, id string) (*rollout.Release, error) {
 // Save stores the release if nobody saved it since it was loaded, and makes
 // it the current release.
 func (b *Bolt) Save(ctx context.Context, r *rollout.Release) error {
-	return b.update(func(tx *bolt.Tx) error {
+	return b.update(ctx, func(tx *bolt.Tx) error {
 		bk := tx.Bucket(releasesBucket)
 		if old := bk.Get([]byte(r.ID)); old != nil {
 			var stored struct {
@@ -154,7 +163,7 @@ func (b *Bolt) Enqueue(ctx context.Context, id string, c rollout.Command) error 
 	if err != nil {
 		return err
 	}
-	return b.update(func(tx *bolt.Tx) error {
+	return b.update(ctx, func(tx *bolt.Tx) error {
 		if id == "" {
 			id = string(tx.Bucket(metaBucket).Get(currentKey))
 		}
@@ -178,7 +187,7 @@ func (b *Bolt) Enqueue(ctx context.Context, id string, c rollout.Command) error 
 // crash between Take and Save loses nothing.
 func (b *Bolt) Take(ctx context.Context, id string) ([]rollout.Command, error) {
 	var out []rollout.Command
-	err := b.update(func(tx *bolt.Tx) error {
+	err := b.update(ctx, func(tx *bolt.Tx) error {
 		q := tx.Bucket(inboxBucket).Bucket([]byte(id))
 		if q == nil {
 			return nil
@@ -229,7 +238,7 @@ func (b *Bolt) Heartbeat(ctx context.Context, id string, at time.Time) error {
 	if err != nil {
 		return err
 	}
-	return b.update(func(tx *bolt.Tx) error {
+	return b.update(ctx, func(tx *bolt.Tx) error {
 		return tx.Bucket(metaBucket).Put(heartbeatKey(id), data)
 	})
 }
@@ -238,7 +247,7 @@ func (b *Bolt) Heartbeat(ctx context.Context, id string, at time.Time) error {
 // zero if none ever did.
 func (b *Bolt) LastHeartbeat(ctx context.Context, id string) (time.Time, error) {
 	var at time.Time
-	err := b.view(func(tx *bolt.Tx) error {
+	err := b.view(ctx, func(tx *bolt.Tx) error {
 		if data := tx.Bucket(metaBucket).Get(heartbeatKey(id)); data != nil {
 			return at.UnmarshalText(data)
 		}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/canarybot/canarybot/rollout"
+	bolt "go.etcd.io/bbolt"
 )
 
 func TestSaveLoad(t *testing.T) {
@@ -115,5 +116,33 @@ func TestHeartbeat(t *testing.T) {
 	}
 	if at, _ := s.LastHeartbeat(ctx, "v2"); !at.IsZero() {
 		t.Fatalf("another release's heartbeat leaked: %v", at)
+	}
+}
+
+// TestLockWaitHonoursContext: while another process holds the file, an
+// operation gives up by its context's deadline, not the store's own lock
+// timeout (set to an hour here, so a store that ignored the context would
+// hang the test).
+func TestLockWaitHonoursContext(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.timeout = time.Hour
+	held, err := bolt.Open(path, 0o600, nil) // another process's lock
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := s.Load(ctx, "v1"); !errors.Is(err, ErrLocked) {
+		t.Fatalf("load while locked: %v, want ErrLocked", err)
+	}
+	cancelled, cancel2 := context.WithCancel(context.Background())
+	cancel2()
+	if _, err := s.Load(cancelled, "v1"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("load with a cancelled context: %v", err)
 	}
 }
