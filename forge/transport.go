@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -98,8 +97,10 @@ type Transport struct {
 	base http.RoundTripper
 	o    TransportOptions
 
-	// writeMu makes writes serial; lastWrite is guarded by it.
-	writeMu   sync.Mutex
+	// writeSlot makes writes serial (GitHub asks for that); a writer waits
+	// for it with its context, so a cancelled caller does not queue behind
+	// another writer's long rate-limit wait. lastWrite is guarded by it.
+	writeSlot chan struct{}
 	lastWrite time.Time
 }
 
@@ -126,7 +127,7 @@ func NewTransport(base http.RoundTripper, o TransportOptions) (*Transport, error
 	if o.Metrics == nil {
 		o.Metrics = &Metrics{}
 	}
-	return &Transport{base: base, o: o}, nil
+	return &Transport{base: base, o: o, writeSlot: make(chan struct{}, 1)}, nil
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
@@ -156,8 +157,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	if isWrite(req.Method) {
-		t.writeMu.Lock()
-		defer t.writeMu.Unlock()
+		select {
+		case t.writeSlot <- struct{}{}:
+			defer func() { <-t.writeSlot }()
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
 	secondaryStreak := 0
 	for attempt := 1; ; attempt++ {
