@@ -81,7 +81,8 @@ func (s *Server) alertmanager(w http.ResponseWriter, r *http.Request) {
 	if err := s.opt.OnTriggers(r.Context(), firing); err != nil {
 		s.triggers.WithLabelValues("unavailable").Inc()
 		s.log.Error("trigger not handed to the engine; Alertmanager will retry", "err", err)
-		http.Error(w, "could not hand the trigger to the engine: "+err.Error(), http.StatusServiceUnavailable)
+		// The reason is in the log; the caller learns only to retry.
+		http.Error(w, "could not hand the trigger to the engine; retry", http.StatusServiceUnavailable)
 		return
 	}
 	s.triggers.WithLabelValues("rollback").Inc()
