@@ -339,6 +339,11 @@ func (e *Embedded) QueryAll(ctx context.Context, queries []string, at time.Time)
 // query runs one instant query against a queryable and reduces its result to
 // a single number.
 func (e *Embedded) query(ctx context.Context, q storage.Queryable, query string, at time.Time) (rollout.Sample, error) {
+	if at.IsZero() {
+		// As with a Prometheus server: no time means now, on the store's
+		// (virtual) clock.
+		at = e.clock.Now()
+	}
 	qry, err := e.engine.NewInstantQuery(ctx, q, nil, query, at)
 	if err != nil {
 		return rollout.Sample{}, fmt.Errorf("signals: query `%s`: %w", query, err)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/prometheus/rules"
 
+	"github.com/canarybot/canarybot/clock"
 	"github.com/canarybot/canarybot/deploy"
 	"github.com/canarybot/canarybot/rollout"
 )
@@ -584,3 +585,21 @@ func TestClosedStore(t *testing.T) {
 }
 
 func stepClockAt(t time.Time) *stepClock { return &stepClock{now: t, step: scrapeStep} }
+
+// TestQueryZeroTimeIsNow: a query without a time is evaluated at the
+// store's clock, as a Prometheus server evaluates it at its own now.
+func TestQueryZeroTimeIsNow(t *testing.T) {
+	clk := clock.NewFake(time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC))
+	e, err := NewEmbedded(EmbeddedOptions{Clock: clk, ScrapeEvery: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	s, err := e.Query(context.Background(), "time()", time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := float64(clk.Now().Unix()); s.Value != want {
+		t.Fatalf("time() with no time = %v, want the clock's %v", s.Value, want)
+	}
+}

@@ -24,6 +24,7 @@ import (
 	"github.com/canarybot/canarybot/demo"
 	"github.com/canarybot/canarybot/deploy"
 	"github.com/canarybot/canarybot/evidence"
+	"github.com/canarybot/canarybot/preflight"
 	"github.com/canarybot/canarybot/report"
 	"github.com/canarybot/canarybot/rollout"
 	"github.com/canarybot/canarybot/signals"
@@ -432,7 +433,8 @@ func runDemo(ctx context.Context, g *globals, o demoOptions) (*demoResult, error
 	}}
 	gates := map[rollout.StepName]rollout.Gate{
 		rollout.StepWarRoom:   &drillGate{evidence: ev, plan: &plan, router: "the demo router at " + routerURL.Host, out: out},
-		rollout.StepPreflight: &demoPreflight{evidence: ev, metrics: metrics, stable: stableURL, canary: canaryURL, router: routerURL, clock: clk, budget: time.Minute},
+		rollout.StepPreflight: &preflight.Gate{Checks: demoChecks(stableURL, canaryURL, routerURL), Options: preflight.Options{
+			Canary: canaryURL.String(), Prometheus: metrics, Evidence: ev, Budget: time.Minute}},
 		rollout.StepBlast:     &checks.BlastGate{Options: checks.BlastOptions{URL: canaryURL.String(), N: checks.DefaultBlastN}, Evidence: ev},
 	}
 	rn := &rollout.Runner{
@@ -450,6 +452,9 @@ func runDemo(ctx context.Context, g *globals, o demoOptions) (*demoResult, error
 	}
 	fmt.Fprintf(out, "canarybot demo: %s at %gx speed; stable %s, canary %s, router %s; load %d rps + %d WebSocket clients\n",
 		o.version, o.speed, stableURL.Host, canaryURL.Host, routerURL.Host, o.rps, o.wsClients)
+	if err := waitScraped(ctx, metrics); err != nil {
+		return nil, err
+	}
 	r, err := rn.Start(ctx, o.version, o.version, "demo-ic", time.Time{})
 	if err := stopped(err); err != nil {
 		return nil, err
@@ -561,4 +566,41 @@ func (ic demoIC) Take(ctx context.Context, id string) ([]rollout.Command, error)
 		return cmd(rollout.CmdPromote, ""), nil
 	}
 	return nil, nil
+}
+
+// demoChecks is the demo's short preflight, run by the same preflight code
+// as production: the three services answer, the canary sends its CSP
+// header, both tracks are scraped, and no trigger fires.
+func demoChecks(stable, canary, router *url.URL) []preflight.Check {
+	one, zero := 1.0, 0.0
+	return []preflight.Check{
+		{Name: "stable_health", Kind: preflight.KindHTTP, URL: stable.String() + "/healthz"},
+		{Name: "canary_health", Kind: preflight.KindHTTP, URL: canary.String() + "/healthz"},
+		{Name: "router_health", Kind: preflight.KindHTTP, URL: router.String() + "/healthz"},
+		{Name: "csp_headers", Kind: preflight.KindHTTP, URL: canary.String() + "/healthz",
+			Headers:  map[string][]string{"Content-Security-Policy": {"default-src"}},
+			Evidence: "csp_headers_" + preflight.VersionPlaceholder + ".txt"},
+		{Name: "scrape_targets_up", Kind: preflight.KindPromQL, Query: preflight.QueryTargetsUp, Op: preflight.OpGE, Value: &one},
+		{Name: "no_auto_rollback_alert", Kind: preflight.KindPromQL, Query: preflight.QueryAutoRollbackFiring, Op: preflight.OpEQ, Value: &zero},
+	}
+}
+
+// waitScraped waits until the metrics store has scraped both tracks, so the
+// release starts on data rather than on an empty store.
+func waitScraped(ctx context.Context, m rollout.Metrics) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		s, err := m.Query(ctx, `count(up{job="spark"} == 1)`, time.Time{})
+		if err == nil && s.Value == 2 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("demo: the metrics store has not scraped both instances within 30s (last: %v, %v)", s.Value, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
