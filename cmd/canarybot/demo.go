@@ -432,10 +432,10 @@ func runDemo(ctx context.Context, g *globals, o demoOptions) (*demoResult, error
 		}
 	}}
 	gates := map[rollout.StepName]rollout.Gate{
-		rollout.StepWarRoom:   &drillGate{evidence: ev, plan: &plan, router: "the demo router at " + routerURL.Host, out: out},
+		rollout.StepWarRoom: &drillGate{evidence: ev, plan: &plan, router: "the demo router at " + routerURL.Host, out: out},
 		rollout.StepPreflight: &preflight.Gate{Checks: demoChecks(stableURL, canaryURL, routerURL), Options: preflight.Options{
 			Canary: canaryURL.String(), Prometheus: metrics, Evidence: ev, Budget: time.Minute}},
-		rollout.StepBlast:     &checks.BlastGate{Options: checks.BlastOptions{URL: canaryURL.String(), N: checks.DefaultBlastN}, Evidence: ev},
+		rollout.StepBlast: &checks.BlastGate{Options: checks.BlastOptions{URL: canaryURL.String(), N: checks.DefaultBlastN}, Evidence: ev},
 	}
 	rn := &rollout.Runner{
 		Machine:  &rollout.Machine{Plan: &plan, Render: render},

@@ -35,45 +35,62 @@ func (steadyMetrics) Firing(ctx context.Context, at time.Time) ([]rollout.Alert,
 // `serve`; the engine driving the release (another process in production,
 // here a goroutine on the same state file) rolls back, and the router's
 // weight is 0.
-func TestAlertmanagerWebhookRollsBack(t *testing.T) {
-	dir := t.TempDir()
-	state := filepath.Join(dir, "s.db")
+// engineAtStageOne is an engine driving a release at stage 1 on a bbolt
+// state file, in a goroutine: another process in production.
+type engineAtStageOne struct {
+	state  string
+	router *traffic.Local
+	done   chan *rollout.Release // the release once Run returns
+}
+
+// startEngine starts the plan's release (no timeline: straight to stage 1)
+// and returns once the engine is driving it: stage 1's traffic moved and a
+// heartbeat recorded.
+func startEngine(ctx context.Context, tb testing.TB, plan rollout.Plan, alerts rollout.Alerts) *engineAtStageOne {
+	tb.Helper()
+	state := filepath.Join(tb.TempDir(), "s.db")
 	st, err := store.Open(state)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	plan := config.Default()
-	plan.Timeline = nil // straight to stage 1
 	backend := httptest.NewServer(http.NotFoundHandler())
-	t.Cleanup(backend.Close)
+	tb.Cleanup(backend.Close)
 	u, _ := url.Parse(backend.URL)
-	router := traffic.NewLocal(u, u)
+	e := &engineAtStageOne{state: state, router: traffic.NewLocal(u, u), done: make(chan *rollout.Release, 1)}
 	rn := &rollout.Runner{
 		Machine: &rollout.Machine{Plan: &plan, Render: report.Renderer{}},
-		Metrics: steadyMetrics{}, Alerts: steadyMetrics{}, Traffic: router,
+		Metrics: steadyMetrics{}, Alerts: alerts, Traffic: e.router,
 		Store: st, Inbox: st, InboxPoll: 20 * time.Millisecond, Clock: clock.Real{},
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
 	if _, err := rn.Start(ctx, "v1.4.0", "v1.4.0", "alice", time.Time{}); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	done := make(chan *rollout.Release, 1)
 	go func() {
 		r, err := rn.Run(ctx, "v1.4.0")
 		if err != nil {
-			t.Error(err)
+			tb.Error(err)
 		}
-		done <- r
+		e.done <- r
 	}()
-	// The engine is driving the release once it has moved stage 1's
-	// traffic and recorded a heartbeat.
 	for seen, _ := st.LastHeartbeat(ctx, "v1.4.0"); seen.IsZero(); seen, _ = st.LastHeartbeat(ctx, "v1.4.0") {
 		time.Sleep(5 * time.Millisecond)
 	}
-	for w, _ := router.Weight(ctx); w != 1; w, _ = router.Weight(ctx) {
-		time.Sleep(10 * time.Millisecond) // the engine moves stage 1's traffic
+	for w, _ := e.router.Weight(ctx); w != 1; w, _ = e.router.Weight(ctx) {
+		time.Sleep(5 * time.Millisecond)
 	}
+	return e
+}
+
+// TestAlertmanagerWebhookRollsBack: Alertmanager pushes a firing trigger to
+// `serve`; the engine driving the release rolls back, and the router's
+// weight is 0.
+func TestAlertmanagerWebhookRollsBack(t *testing.T) {
+	plan := config.Default()
+	plan.Timeline = nil
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	e := startEngine(ctx, t, plan, steadyMetrics{})
+	router, done, state, dir := e.router, e.done, e.state, t.TempDir()
 
 	g := &globals{statePath: state, evidenceDir: dir, out: &strings.Builder{}, errOut: &strings.Builder{}}
 	h := &slackHandler{g: g}
