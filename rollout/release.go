@@ -6,7 +6,6 @@ import "time"
 type Phase string
 
 const (
-	PhaseScheduled   Phase = "scheduled" // waiting for its first timeline step
 	PhaseFreeze      Phase = "freeze"
 	PhaseWarRoom     Phase = "warroom"
 	PhasePreflight   Phase = "preflight"
