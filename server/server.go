@@ -82,6 +82,12 @@ type Options struct {
 	Service  string
 	// AlertmanagerToken, when set, is the bearer token the webhook requires.
 	AlertmanagerToken string
+	// Routes mounts further endpoints (pattern as for http.ServeMux, e.g.
+	// "POST /github/webhook") that adapters in other packages serve.
+	Routes map[string]http.Handler
+	// Collectors are registered beside the server's own metrics, so that one
+	// /metrics shows the engine's and the adapters' figures too.
+	Collectors []prometheus.Collector
 }
 
 // Server serves the Slack endpoints.
@@ -134,6 +140,10 @@ func New(opt Options) *Server {
 		Help: "Alertmanager webhook calls by outcome (rollback, ignored, bad_request, unauthorized, unavailable).",
 	}, []string{"outcome"})
 	s.reg.MustRegister(s.commands, s.ack, s.triggers)
+	s.reg.MustRegister(opt.Collectors...)
+	for pattern, h := range opt.Routes {
+		s.mux.Handle(pattern, h)
+	}
 	s.mux.HandleFunc("POST /slack/commands", s.slashCommand)
 	s.mux.HandleFunc("POST /alertmanager/webhook", s.alertmanager)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
