@@ -121,6 +121,10 @@ const (
 	StepRedTeam     StepName = "redteam"
 	StepGreenButton StepName = "green_button"
 	StepGoNoGo      StepName = "go_nogo"
+	// StepLiftFreeze is not on the timeline: its gate runs once, after the
+	// first night ends cleanly (the runbook lifts the freeze at T+24h). A
+	// rollback keeps the freeze until the IC lifts it by hand.
+	StepLiftFreeze StepName = "lift_freeze"
 )
 
 // Step is a timeline step at an offset from T-0 (negative: before).

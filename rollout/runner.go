@@ -100,7 +100,37 @@ func (rn *Runner) Run(ctx context.Context, id string) (*Release, error) {
 			return r, err
 		}
 	}
-	return r, nil
+	return r, rn.liftFreeze(ctx, r)
+}
+
+// liftFreeze runs the StepLiftFreeze gate once a release is complete. It is
+// recorded like a timeline step, so a process that stops after completing
+// but before lifting lifts on resume, and one that lifted does not again.
+func (rn *Runner) liftFreeze(ctx context.Context, r *Release) error {
+	g := rn.Gates[StepLiftFreeze]
+	if r.Phase != PhaseComplete || g == nil {
+		return nil
+	}
+	if _, done := r.StepRecord(StepLiftFreeze); done {
+		return nil
+	}
+	res, err := g.Run(ctx, r)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err != nil {
+		res = GateResult{Status: GateFailed, Detail: err.Error()}
+	}
+	now := rn.Clock.Now()
+	r.Steps = append(r.Steps, StepRecord{Name: StepLiftFreeze, Status: res.Status, Detail: res.Detail, By: "canarybot", At: now})
+	text := "change freeze lifted"
+	if res.Status != GatePassed {
+		// The release is done either way; a freeze that could not be lifted
+		// is the IC's to lift by hand, and the log says so.
+		text = fmt.Sprintf("change freeze NOT lifted (%s: %s): lift it by hand", res.Status, res.Detail)
+	}
+	rn.Machine.log(r, now, "canarybot", LogSystem, text)
+	return rn.flush(ctx, r)
 }
 
 // reconcile makes the router's weight the one the release recorded: after a

@@ -1,0 +1,90 @@
+package rollout_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/canarybot/canarybot/clock"
+	"github.com/canarybot/canarybot/rollout"
+)
+
+// countingGate records how often it ran.
+type countingGate struct {
+	runs int
+	err  error
+}
+
+func (g *countingGate) Run(ctx context.Context, r *rollout.Release) (rollout.GateResult, error) {
+	g.runs++
+	if g.err != nil {
+		return rollout.GateResult{}, g.err
+	}
+	return rollout.GateResult{Status: rollout.GatePassed, Detail: "lifted"}, nil
+}
+
+// TestLiftFreeze: the freeze is lifted once when the first night ends
+// cleanly, not again on a resume, never after a rollback, and a failed lift
+// is logged for the IC instead of failing the finished release.
+func TestLiftFreeze(t *testing.T) {
+	breachAt3 := func(plan *rollout.Plan) rollout.Metrics {
+		return scriptedMetrics{plan: plan, value: func(signal string, baseline bool, at time.Time) (float64, error) {
+			if baseline {
+				return cspBaseline, nil
+			}
+			if signal == "api_p95" && at.After(t0.Add(3*time.Minute)) {
+				return 0.450, nil
+			}
+			return runbookExample[0][signal], nil
+		}}
+	}
+	tests := []struct {
+		name      string
+		metrics   func(*rollout.Plan) rollout.Metrics
+		gateErr   error
+		wantPhase rollout.Phase
+		wantRuns  int
+		wantLog   string
+	}{
+		{"clean release lifts", func(p *rollout.Plan) rollout.Metrics { return healthy(p) }, nil, rollout.PhaseComplete, 1, "change freeze lifted"},
+		{"rollback keeps the freeze", breachAt3, nil, rollout.PhaseRolledBack, 0, ""},
+		{"failed lift is logged", func(p *rollout.Plan) rollout.Metrics { return healthy(p) }, errors.New("github: 502"), rollout.PhaseComplete, 1, "change freeze NOT lifted"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			plan := shortPlan()
+			st, w := newMemStore(), newWorld()
+			clk := clock.NewFake(t0)
+			rn := newRunner(plan, st, w, clk, tt.metrics(plan), scriptedIC{store: st, user: "alice"})
+			lift := &countingGate{err: tt.gateErr}
+			rn.Gates = map[rollout.StepName]rollout.Gate{rollout.StepLiftFreeze: lift}
+			ctx := context.Background()
+			if _, err := rn.Start(ctx, "rel", "v1.4.0", "alice", time.Time{}); err != nil {
+				t.Fatal(err)
+			}
+			r, err := rn.Run(ctx, "rel")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Phase != tt.wantPhase {
+				t.Fatalf("phase %s, want %s", r.Phase, tt.wantPhase)
+			}
+			// A second process resuming the finished release lifts nothing.
+			if _, err := rn.Run(ctx, "rel"); err != nil {
+				t.Fatal(err)
+			}
+			if lift.runs != tt.wantRuns {
+				t.Errorf("lift ran %d times, want %d", lift.runs, tt.wantRuns)
+			}
+			rec, ok := r.StepRecord(rollout.StepLiftFreeze)
+			if ok != (tt.wantRuns > 0) {
+				t.Errorf("lift step recorded = %v (%+v), want %v", ok, rec, tt.wantRuns > 0)
+			}
+			if tt.wantLog != "" && !strings.Contains(string(w.files["warroom_log.txt"]), tt.wantLog) {
+				t.Errorf("war-room log lacks %q:\n%s", tt.wantLog, w.files["warroom_log.txt"])
+			}
+		})
+	}
+}
