@@ -21,11 +21,11 @@ func (m *Machine) Apply(r *Release, c Command, now time.Time) error {
 	}
 	if why := m.refusal(r, c, now); why != "" {
 		m.log(r, now, c.User, LogRefused, c.String()+" — refused: "+why)
-		m.notify(r, now, EventCommand, fmt.Sprintf("%s: `%s` refused: %s", c.User, c.String(), why), nil)
+		m.notifyEvent(r, now, Event{Kind: EventCommand, Text: fmt.Sprintf("%s: `%s` refused: %s", c.User, c.String(), why), User: c.User, Detail: why})
 		return &RefusedError{Command: c, Why: why}
 	}
 	m.log(r, now, c.User, LogCommand, c.String())
-	m.notify(r, now, EventCommand, fmt.Sprintf("%s: `%s`", c.User, c.String()), nil)
+	m.notifyEvent(r, now, Event{Kind: EventCommand, Text: fmt.Sprintf("%s: `%s`", c.User, c.String()), User: c.User})
 	switch c.Kind {
 	case CmdPromote:
 		m.promote(r, now, c.User)
@@ -72,7 +72,7 @@ func (m *Machine) Apply(r *Release, c Command, now time.Time) error {
 		m.rollback(r, now, TriggerUser+" (webhook)", "trigger firing: "+c.Reason, nil)
 	case CmdHandover:
 		r.IC = c.Target
-		m.notify(r, now, EventCommand, fmt.Sprintf("%s is now the Incident Commander", c.Target), nil)
+		m.notifyEvent(r, now, Event{Kind: EventCommand, Text: fmt.Sprintf("%s is now the Incident Commander", c.Target), User: c.User})
 	}
 	return nil
 }

@@ -15,6 +15,7 @@ const (
 	EventCommand  EventKind = "command"  // a person's command, accepted or refused
 	EventSnapshot EventKind = "snapshot" // a first-night snapshot
 	EventDone     EventKind = "done"     // the release ended; Text is the one-liner
+	EventDue      EventKind = "due"      // a person's step (Step) is due: the review at T-5, the GO at T-0
 )
 
 // Event is what a Notifier announces.
@@ -29,6 +30,16 @@ type Event struct {
 	Weight  int       `json:"weight"`
 	Text    string    `json:"text"`
 	Row     *Row      `json:"row,omitempty"`
+	// IC is the Incident Commander when the event happened.
+	IC string `json:"ic,omitempty"`
+	// Step, Status and Detail say which timeline step a phase or due event
+	// is about and how it ended, so a notifier need not parse Text.
+	Step   StepName   `json:"step,omitempty"`
+	Status GateStatus `json:"status,omitempty"`
+	Detail string     `json:"detail,omitempty"`
+	// User is who gave the command of an EventCommand; Detail then holds
+	// why it was refused, if it was.
+	User string `json:"user,omitempty"`
 }
 
 // EffectKind names a side effect.

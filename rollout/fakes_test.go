@@ -270,6 +270,9 @@ func (noAlerts) Firing(ctx context.Context, at time.Time) ([]rollout.Alert, erro
 type scriptedIC struct {
 	store *memStore
 	user  string
+	// waitDue makes it act on a person's step only once the engine has
+	// announced the step as due, as a war-room reacting to the bot would.
+	waitDue bool
 }
 
 func (ic scriptedIC) Take(ctx context.Context, id string) ([]rollout.Command, error) {
@@ -279,6 +282,10 @@ func (ic scriptedIC) Take(ctx context.Context, id string) ([]rollout.Command, er
 	}
 	mk := func(k rollout.CommandKind) []rollout.Command {
 		return []rollout.Command{{ID: fmt.Sprintf("%s-%s-%d", k, r.Phase, r.Stage), Kind: k, User: ic.user}}
+	}
+	if ic.waitDue && (r.Phase == rollout.Phase(rollout.StepRedTeam) || r.Phase == rollout.Phase(rollout.StepGoNoGo)) &&
+		!slices.Contains(r.Due, rollout.StepName(r.Phase)) {
+		return nil, nil
 	}
 	switch {
 	case r.Phase == rollout.Phase(rollout.StepRedTeam):

@@ -115,7 +115,7 @@ func (m *Machine) StepDone(r *Release, name StepName, res GateResult, now time.T
 		text += " (" + rec.Detail + ")"
 	}
 	m.log(r, now, rec.By, LogSystem, text)
-	m.notify(r, now, EventPhase, text, nil)
+	m.notifyEvent(r, now, Event{Kind: EventPhase, Text: text, Step: name, Status: rec.Status, Detail: rec.Detail})
 	if rec.Status == GateFailed {
 		m.abort(r, now, "canarybot", fmt.Sprintf("NO-GO: %s failed: %s", name, rec.Detail))
 		return
@@ -543,10 +543,28 @@ func (m *Machine) emit(r *Release, e Effect) {
 }
 
 func (m *Machine) notify(r *Release, now time.Time, kind EventKind, text string, row *Row) {
-	m.emit(r, Effect{Kind: EffectNotify, Event: &Event{
-		Kind: kind, Release: r.ID, Version: r.Version, At: now, Phase: r.Phase, Stage: r.CurrentStage(),
-		Weight: r.Weight, Text: text, Row: row,
-	}})
+	m.notifyEvent(r, now, Event{Kind: kind, Text: text, Row: row})
+}
+
+// notifyEvent announces ev with the release's facts filled in.
+func (m *Machine) notifyEvent(r *Release, now time.Time, ev Event) {
+	ev.Release, ev.Version, ev.At = r.ID, r.Version, now
+	ev.Phase, ev.Stage, ev.Weight, ev.IC = r.Phase, r.CurrentStage(), r.Weight, r.IC
+	m.emit(r, Effect{Kind: EffectNotify, Event: &ev})
+}
+
+// Due announces, once, that a person's step has come: the red-team review
+// at T-5, the IC's GO at T-0. The announcement is what tells a war-room to
+// act; the step itself waits for the command.
+func (m *Machine) Due(r *Release, name StepName, why string, now time.Time) bool {
+	if slices.Contains(r.Due, name) {
+		return false
+	}
+	r.Due = append(r.Due, name)
+	text := fmt.Sprintf("due: %s — waiting for %s", name, why)
+	m.log(r, now, "canarybot", LogSystem, text)
+	m.notifyEvent(r, now, Event{Kind: EventDue, Text: text, Step: name})
+	return true
 }
 
 // evidence queues a file write. A write of the same file still pending is

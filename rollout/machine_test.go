@@ -365,7 +365,7 @@ func TestScheduledTimeline(t *testing.T) {
 	st, w := newMemStore(), newWorld()
 	start := t0.Add(-45 * time.Minute)
 	clk := clock.NewFake(start)
-	rn := newRunner(plan, st, w, clk, healthy(plan), scriptedIC{store: st, user: "alice"})
+	rn := newRunner(plan, st, w, clk, healthy(plan), scriptedIC{store: st, user: "alice", waitDue: true})
 	ctx := context.Background()
 	if _, err := rn.Start(ctx, "rel", "v1.4.0", "alice", t0); err != nil {
 		t.Fatal(err)
@@ -389,6 +389,33 @@ func TestScheduledTimeline(t *testing.T) {
 	first := r.Rows[0]
 	if first.Stage != 1 || first.At.Before(t0) {
 		t.Errorf("first stage row at %s (stage %d), want at or after T-0", first.At, first.Stage)
+	}
+	// The people's steps are announced once each, when they come due, and
+	// every step's announcement says which step and how it ended.
+	due := map[rollout.StepName][]time.Time{}
+	steps := map[rollout.StepName]rollout.GateStatus{}
+	for _, key := range w.order {
+		ev := w.sent[key]
+		switch ev.Kind {
+		case rollout.EventDue:
+			due[ev.Step] = append(due[ev.Step], ev.At)
+		case rollout.EventPhase:
+			if ev.Step != "" {
+				steps[ev.Step] = ev.Status
+			}
+		}
+		if ev.IC != "alice" {
+			t.Errorf("event %s carries IC %q, want alice", key, ev.IC)
+		}
+	}
+	for _, name := range []rollout.StepName{rollout.StepRedTeam, rollout.StepGoNoGo} {
+		off, _ := plan.StepAt(name)
+		if got := due[name]; len(got) != 1 || got[0].Before(t0.Add(off)) {
+			t.Errorf("due announcements of %s: %v, want one at or after %s", name, got, t0.Add(off).Format("15:04:05"))
+		}
+	}
+	if steps[rollout.StepFreeze] != rollout.GateSkipped || steps[rollout.StepGoNoGo] != rollout.GatePassed {
+		t.Errorf("step events carry statuses %v, want freeze skipped and go_nogo passed", steps)
 	}
 }
 

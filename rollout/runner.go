@@ -176,6 +176,11 @@ func (rn *Runner) step(ctx context.Context, r *Release) error {
 		return fmt.Errorf("release %s is in phase %s, which the plan's timeline does not have", r.ID, r.Phase)
 	}
 	now := rn.Clock.Now()
+	if w.Kind == WaitCommand && !now.Before(w.At) && rn.Machine.Due(r, w.Step, w.Why, now) {
+		if err := rn.flush(ctx, r); err != nil {
+			return err
+		}
+	}
 	if w.Kind == WaitCommand || now.Before(w.At) {
 		wait := rn.Machine.Plan.Tick
 		if w.Kind != WaitCommand && w.At.Sub(now) < wait {
