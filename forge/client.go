@@ -159,6 +159,11 @@ func NewClient(cfg Config, base http.RoundTripper, opts TransportOptions) (*gith
 		if err != nil {
 			return nil, fmt.Errorf("%w: %s=%q: %w", ErrInvalidSetting, EnvAPIURL, cfg.APIURL, err)
 		}
+		// WithEnterpriseURLs would put uploads under /api/v3/api/uploads/,
+		// where no server answers.
+		if err := SetUploadURL(gh, cfg.APIURL); err != nil {
+			return nil, err
+		}
 		return gh, nil
 	}
 	switch {
@@ -174,6 +179,11 @@ func NewClient(cfg Config, base http.RoundTripper, opts TransportOptions) (*gith
 		// The client's base, not cfg.APIURL: WithEnterpriseURLs may have
 		// added /api/v3/, and the token endpoint lives under the same root.
 		itr.BaseURL = strings.TrimRight(gh.BaseURL.String(), "/")
+		// Options, even empty, so that the token request's body is an
+		// object: without them ghinstallation sends `null`, which GitHub's
+		// OpenAPI description does not allow (the fake caught it). Scoped
+		// to the one repository, so a leaked token reaches no other.
+		itr.InstallationTokenOptions = &github.InstallationTokenOptions{Repositories: []string{cfg.Repo}}
 		return gh, nil
 	case cfg.Token != "":
 		gh, err := build(rt)

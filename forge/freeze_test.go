@@ -52,10 +52,12 @@ func tokenClient(t *testing.T, fake *forgetest.Fake, o forge.TransportOptions) *
 	return c
 }
 
+// newFreeze is a freeze in ModeStatuses, which most tests exercise; the
+// mode tests set Mode themselves.
 func newFreeze(t *testing.T, fake *forgetest.Fake, c *github.Client, path string) *forge.Freeze {
 	t.Helper()
 	return &forge.Freeze{
-		Client: c, Owner: fake.Owner, Repo: fake.Repo,
+		Client: c, Owner: fake.Owner, Repo: fake.Repo, Mode: forge.ModeStatuses,
 		Progress: forge.FileProgress{Path: path},
 		Now:      func() time.Time { return time.Date(2026, 11, 25, 9, 30, 0, 0, time.UTC) },
 	}

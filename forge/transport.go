@@ -70,6 +70,13 @@ type TransportOptions struct {
 	// a time, as GitHub asks.
 	WriteInterval time.Duration
 
+	// SafeToRepeat says whether a request may be sent again after an
+	// answer that leaves its outcome unknown (a timeout, a 5xx): GitHub may
+	// have applied it. Nil means DefaultSafeToRepeat. A request whose
+	// context went through RepeatSafe is always repeated. Rate-limit
+	// answers are retried regardless: GitHub applied nothing.
+	SafeToRepeat func(*http.Request) bool
+
 	// Sleep waits for d or until ctx is done (tests inject a recorder).
 	Sleep func(ctx context.Context, d time.Duration) error
 	Now   func() time.Time
@@ -127,6 +134,9 @@ func NewTransport(base http.RoundTripper, o TransportOptions) (*Transport, error
 	if o.Metrics == nil {
 		o.Metrics = &Metrics{}
 	}
+	if o.SafeToRepeat == nil {
+		o.SafeToRepeat = DefaultSafeToRepeat
+	}
 	return &Transport{base: base, o: o, writeSlot: make(chan struct{}, 1)}, nil
 }
 
@@ -139,6 +149,59 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+type repeatSafeKey struct{}
+
+// RepeatSafe marks the requests made with the returned context as safe to
+// send again after a timeout or a 5xx, for a caller that knows its POST is
+// idempotent (or checks for a duplicate itself).
+func RepeatSafe(ctx context.Context) context.Context {
+	return context.WithValue(ctx, repeatSafeKey{}, true)
+}
+
+// repeatablePOSTs are the POST routes (segments after /repos/{o}/{r}, or
+// the whole path for /app) whose repetition does no harm:
+//   - statuses/{sha}: a second identical status; GitHub shows the latest
+//     per context.
+//   - issues/{n}/labels: adding a label that is there changes nothing.
+//   - labels: the repeat gets 422 already_exists, which callers take as done.
+//   - git/blobs, git/trees: content-addressed, the same SHA again.
+//   - git/commits: at worst a second, unreferenced commit object.
+//   - app/installations/{id}/access_tokens: a second token, the first
+//     expires unused.
+//
+// Not repeated: rulesets (a duplicate, or 422 for the name; the freeze
+// looks it up by name on the next run), releases (a duplicate draft),
+// git/refs, release assets (422 for the name).
+func repeatablePOST(path string) bool {
+	seg := strings.Split(strings.Trim(strings.TrimPrefix(path, "/api/v3"), "/"), "/")
+	if len(seg) == 4 && seg[0] == "app" && seg[1] == "installations" && seg[3] == "access_tokens" {
+		return true
+	}
+	if len(seg) < 4 || seg[0] != "repos" {
+		return false
+	}
+	rest := seg[3:]
+	switch {
+	case len(rest) == 2 && rest[0] == "statuses",
+		len(rest) == 3 && rest[0] == "issues" && rest[2] == "labels",
+		len(rest) == 1 && rest[0] == "labels",
+		len(rest) == 2 && rest[0] == "git" && (rest[1] == "blobs" || rest[1] == "trees" || rest[1] == "commits"):
+		return true
+	}
+	return false
+}
+
+// DefaultSafeToRepeat: every method but POST is idempotent on GitHub's API
+// as canarybot uses it (GET, PUT, PATCH with the whole value, DELETE, which
+// answers 404 the second time); a POST only on the routes listed at
+// repeatablePOST.
+func DefaultSafeToRepeat(req *http.Request) bool {
+	if req.Method != http.MethodPost {
+		return true
+	}
+	return repeatablePOST(req.URL.Path)
 }
 
 func isWrite(method string) bool {
@@ -180,6 +243,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		resp, err := t.base.RoundTrip(r)
 		reason, d := t.classify(resp, err, attempt, &secondaryStreak)
+		if (reason == WaitTimeout || reason == WaitServer) && !t.repeatable(req) {
+			// The write may have taken effect: the caller decides.
+			t.o.Log.Warn("github: not repeating a write whose outcome is unknown", "method", req.Method, "path", req.URL.Path, "reason", reason)
+			reason = ""
+		}
 		if reason == "" {
 			if err == nil {
 				t.hidePrimaryExhaustion(resp)
@@ -200,6 +268,13 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, err
 		}
 	}
+}
+
+func (t *Transport) repeatable(req *http.Request) bool {
+	if safe, _ := req.Context().Value(repeatSafeKey{}).(bool); safe {
+		return true
+	}
+	return t.o.SafeToRepeat(req)
 }
 
 func (t *Transport) wait(ctx context.Context, req *http.Request, reason string, d time.Duration, attempt int) error {

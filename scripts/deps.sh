@@ -8,6 +8,7 @@ command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v amtool >/dev/null 2>&1 || need+=(prometheus-alertmanager)
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 
 if ((${#need[@]})); then
   sudo=""
@@ -21,6 +22,10 @@ if ((${#need[@]})); then
 fi
 
 go mod download
+
+# GitHub's OpenAPI description, against which the GitHub fake checks every
+# request and response (npm package @octokit/openapi, cached).
+"$(dirname "$0")/openapi.sh" >/dev/null
 
 # A real kube-apiserver for the Kubernetes adapters' tests, built once from
 # the Go module proxy and cached under ~/.cache (about 11 minutes cold).

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -17,6 +18,8 @@ type freezeOpts struct {
 	progress      string
 	label         string
 	targetURL     string
+	mode          string
+	reportThawed  bool
 	writeInterval time.Duration
 }
 
@@ -24,11 +27,15 @@ func newFreezeCmd(g *globals) *cobra.Command {
 	o := &freezeOpts{}
 	c := &cobra.Command{
 		Use:   "freeze",
-		Short: "Freeze merges for a release (label and failing status on every open PR) and lift the freeze",
-		Long: `freeze blocks merges from T-30 to T+24h as the runbook asks: every open PR gets the
-hold-for-canary label and a failing canary/freeze commit status, which blocks the merge once
-branch protection requires the canary/freeze check. lift removes the labels the freeze added
-(a label a person put on stays) and turns the statuses to success.
+		Short: "Freeze merges for a release (a ruleset or failing statuses, and a label on every open PR) and lift the freeze",
+		Long: `freeze blocks merges from T-30 to T+24h as the runbook asks, then labels every open PR
+hold-for-canary. Where the token may administer the repository (--mode auto, the default), one
+repository ruleset on the default branch requiring the canary/freeze check blocks every PR with
+one call; where it may not (GitHub answers 403 or 404), each open PR's head gets a failing
+canary/freeze commit status, which blocks the merge once branch protection requires the
+canary/freeze check. lift unblocks first (disables the ruleset, or sets success on the current
+head of every open PR), then removes the labels the freeze added (a label a person put on stays).
+sync applies the freeze to the one PR of a workflow's pull_request event.
 
 GitHub is reached as Actions sets it up: GITHUB_TOKEN, or a GitHub App (GITHUB_APP_ID,
 GITHUB_APP_PRIVATE_KEY or GITHUB_APP_PRIVATE_KEY_FILE, GITHUB_INSTALLATION_ID);
@@ -38,7 +45,7 @@ Progress is saved after every change, so an interrupted start or lift carries on
 stopped when run again, without repeating a call.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
-				return badInput("unknown freeze command %q; use start <version>, lift or status", args[0])
+				return badInput("unknown freeze command %q; use start <version>, lift, status or sync", args[0])
 			}
 			return nil
 		},
@@ -48,6 +55,8 @@ stopped when run again, without repeating a call.`,
 	pf.StringVar(&o.progress, "progress", "", "freeze progress file (default: canarybot-freeze.json beside the state file)")
 	pf.StringVar(&o.label, "label", forge.DefaultFreezeLabel, "label put on the frozen PRs")
 	pf.StringVar(&o.targetURL, "target-url", "", "link of the failing status (default: the Actions run when GITHUB_RUN_ID is set, else the PR)")
+	pf.StringVar(&o.mode, "mode", forge.ModeAuto, "how to block merges: auto (a ruleset where the token may administer the repository, else statuses), rulesets or statuses")
+	pf.BoolVar(&o.reportThawed, "report-thawed", true, "sync and the webhook set a success canary/freeze status on a PR while no freeze is in force (needed where branch protection requires the check)")
 	pf.DurationVar(&o.writeInterval, "write-interval", time.Second, "least time between two content-creating GitHub calls (GitHub asks for about one a second)")
 
 	start := &cobra.Command{
@@ -127,8 +136,70 @@ stopped when run again, without repeating a call.`,
 			return nil
 		},
 	}
-	c.AddCommand(start, lift, status)
+	sync := &cobra.Command{
+		Use:   "sync",
+		Short: "Apply the freeze to the pull request of this workflow's event ($GITHUB_EVENT_PATH)",
+		Long: `sync is for teams that run canarybot in a workflow on pull_request_target (or
+pull_request) events instead of pointing a webhook at canarybot serve: while a freeze is in
+force, a PR that is opened, reopened or pushed to gets the label and, in statuses mode, the
+failing status on its new head; otherwise (with --report-thawed) its head gets success.
+
+Whether a freeze is in force comes from the progress file when it exists, and otherwise from
+the freeze label's description on GitHub, which start and lift keep up to date: a workflow's
+runner has no progress file. Use pull_request_target for PRs from forks: their pull_request
+runs get a read-only token.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name := os.Getenv("GITHUB_EVENT_NAME")
+			if name != "" && name != "pull_request" && name != "pull_request_target" {
+				fmt.Fprintf(g.out, "event %s: nothing to do (run sync on pull_request_target or pull_request events)\n", name)
+				return nil
+			}
+			path := os.Getenv("GITHUB_EVENT_PATH")
+			if path == "" {
+				return badInput("GITHUB_EVENT_PATH is not set; sync runs in a workflow triggered by pull_request_target or pull_request events")
+			}
+			payload, err := os.ReadFile(path)
+			if err != nil {
+				return badInput("reading the event payload: %v", err)
+			}
+			ev, err := forge.ParsePREvent(payload)
+			if err != nil {
+				return badInput("%s: %v", path, err)
+			}
+			f, err := o.freeze(g)
+			if err != nil {
+				return err
+			}
+			if _, err := os.Stat(o.progress); err != nil {
+				f.Beacon = true
+			}
+			res, err := f.OnPullRequest(cmd.Context(), ev)
+			if err != nil {
+				return fmt.Errorf("freeze sync #%d: %w", ev.Number, err)
+			}
+			fmt.Fprintf(g.out, "#%d (%s): %s\n", ev.Number, ev.Action, res)
+			return nil
+		},
+	}
+	c.AddCommand(start, lift, status, sync)
 	return c
+}
+
+// githubWebhook is the handler for POST /github/webhook on canarybot serve,
+// or nil when GITHUB_WEBHOOK_SECRET is not set (the route is then not
+// mounted). It shares the freeze's progress file with the freeze commands.
+func githubWebhook(g *globals) (http.Handler, error) {
+	secret := os.Getenv(forge.EnvWebhookSecret)
+	if secret == "" {
+		return nil, nil
+	}
+	o := &freezeOpts{label: forge.DefaultFreezeLabel, mode: forge.ModeAuto, reportThawed: true, writeInterval: time.Second}
+	f, err := o.freeze(g)
+	if err != nil {
+		return nil, err
+	}
+	return forge.NewWebhookHandler([]byte(secret), f, g.logger())
 }
 
 func (o *freezeOpts) resolveProgress(g *globals) error {
@@ -149,6 +220,11 @@ func (o *freezeOpts) freeze(g *globals) (*forge.Freeze, error) {
 	}
 	if o.writeInterval < 0 {
 		return nil, badInput("--write-interval %s is negative", o.writeInterval)
+	}
+	switch o.mode {
+	case forge.ModeAuto, forge.ModeRulesets, forge.ModeStatuses:
+	default:
+		return nil, badInput("--mode %q; use auto, rulesets or statuses", o.mode)
 	}
 	cfg, err := forge.ConfigFromEnv(os.LookupEnv)
 	if errors.Is(err, forge.ErrMissingSetting) || errors.Is(err, forge.ErrInvalidSetting) {
@@ -176,7 +252,8 @@ func (o *freezeOpts) freeze(g *globals) (*forge.Freeze, error) {
 	}
 	return &forge.Freeze{
 		Client: client, Owner: cfg.Owner, Repo: cfg.Repo,
-		Label: o.label, TargetURL: target,
+		Label: o.label, TargetURL: target, Mode: o.mode, ReportThawed: o.reportThawed,
 		Progress: forge.FileProgress{Path: o.progress},
+		Log:      g.logger(),
 	}, nil
 }

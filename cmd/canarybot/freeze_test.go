@@ -1,6 +1,11 @@
 package main
 
 import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,7 +18,7 @@ import (
 
 func clearGitHubEnv(t *testing.T) {
 	t.Helper()
-	for _, k := range []string{"GITHUB_TOKEN", "GITHUB_REPOSITORY", "GITHUB_API_URL", "GITHUB_APP_ID", "GITHUB_APP_PRIVATE_KEY", "GITHUB_APP_PRIVATE_KEY_FILE", "GITHUB_INSTALLATION_ID", "GITHUB_RUN_ID", "GITHUB_SERVER_URL"} {
+	for _, k := range []string{"GITHUB_TOKEN", "GITHUB_REPOSITORY", "GITHUB_API_URL", "GITHUB_APP_ID", "GITHUB_APP_PRIVATE_KEY", "GITHUB_APP_PRIVATE_KEY_FILE", "GITHUB_INSTALLATION_ID", "GITHUB_RUN_ID", "GITHUB_SERVER_URL", "GITHUB_EVENT_NAME", "GITHUB_EVENT_PATH"} {
 		t.Setenv(k, "")
 	}
 }
@@ -26,7 +31,7 @@ func TestFreezeCommand(t *testing.T) {
 	t.Setenv("GITHUB_REPOSITORY", "acme/exchange")
 	t.Setenv("GITHUB_API_URL", fake.URL)
 	dir := t.TempDir()
-	common := []string{"--evidence-dir", dir, "--state", filepath.Join(dir, "state.db"), "--write-interval", "0s"}
+	common := []string{"--evidence-dir", dir, "--state", filepath.Join(dir, "state.db"), "--write-interval", "0s", "--mode", "statuses"}
 
 	out, code := cli(t, append([]string{"freeze", "status"}, common...)...)
 	if code != exitComplete || !strings.Contains(out, "no freeze recorded") {
@@ -81,6 +86,8 @@ func TestFreezeCommandBadEnv(t *testing.T) {
 		{"no repository", map[string]string{"GITHUB_TOKEN": "t"}, []string{"freeze", "lift"}, "GITHUB_REPOSITORY"},
 		{"no freeze to lift", map[string]string{"GITHUB_TOKEN": "t", "GITHUB_REPOSITORY": "acme/x", "GITHUB_API_URL": "http://127.0.0.1:1"}, []string{"freeze", "lift"}, "no freeze is in force"},
 		{"bad version", map[string]string{"GITHUB_TOKEN": "t", "GITHUB_REPOSITORY": "acme/x"}, []string{"freeze", "start", "../x"}, ""},
+		{"bad mode", map[string]string{"GITHUB_TOKEN": "t", "GITHUB_REPOSITORY": "acme/x"}, []string{"freeze", "start", "v1.4.0", "--mode", "labels"}, "--mode"},
+		{"sync outside a workflow", map[string]string{"GITHUB_TOKEN": "t", "GITHUB_REPOSITORY": "acme/x"}, []string{"freeze", "sync"}, "GITHUB_EVENT_PATH"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			clearGitHubEnv(t)
@@ -92,5 +99,77 @@ func TestFreezeCommandBadEnv(t *testing.T) {
 				t.Errorf("exit %d, want 2 with %q:\n%s", code, tc.want, out)
 			}
 		})
+	}
+}
+
+// TestFreezeSyncCommand: rulesets mode by default where the token may
+// administer the repository; `freeze sync` on a runner without the
+// progress file labels a newly opened PR from the label's description.
+func TestFreezeSyncCommand(t *testing.T) {
+	clearGitHubEnv(t)
+	fake := forgetest.New(t, "acme", "exchange", 3)
+	t.Setenv("GITHUB_TOKEN", "ghp_test")
+	t.Setenv("GITHUB_REPOSITORY", "acme/exchange")
+	t.Setenv("GITHUB_API_URL", fake.URL)
+	dir := t.TempDir()
+	common := []string{"--evidence-dir", dir, "--state", filepath.Join(dir, "state.db"), "--write-interval", "0s"}
+	out, code := cli(t, append([]string{"freeze", "start", "v1.4.0"}, common...)...)
+	if code != exitComplete || !strings.Contains(out, "mode rulesets") {
+		t.Fatalf("start: exit %d\n%s", code, out)
+	}
+	out, code = cli(t, append([]string{"freeze", "status"}, common...)...)
+	if code != exitComplete || !strings.Contains(out, "labelling 3/3 done") || !strings.Contains(out, "ruleset 1, on") {
+		t.Errorf("status: exit %d\n%s", code, out)
+	}
+
+	pr := fake.OpenPR()
+	event := filepath.Join(t.TempDir(), "event.json")
+	payload := fmt.Sprintf(`{"action":"opened","number":%d,"pull_request":{"number":%d,"head":{"sha":%q},"labels":[]},"repository":{"name":"exchange","owner":{"login":"acme"}}}`, pr.Number, pr.Number, pr.SHA)
+	if err := os.WriteFile(event, []byte(payload), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("GITHUB_EVENT_NAME", "pull_request_target")
+	t.Setenv("GITHUB_EVENT_PATH", event)
+	runner := []string{"--evidence-dir", t.TempDir(), "--state", filepath.Join(t.TempDir(), "state.db"), "--write-interval", "0s"}
+	out, code = cli(t, append([]string{"freeze", "sync"}, runner...)...)
+	if code != exitComplete || !strings.Contains(out, "freeze v1.4.0 (rulesets): labelled") {
+		t.Fatalf("sync: exit %d\n%s", code, out)
+	}
+	if l := fake.PRLabels(pr.Number); len(l) != 1 || l[0] != "hold-for-canary" {
+		t.Errorf("synced PR labels %v", l)
+	}
+	t.Setenv("GITHUB_EVENT_NAME", "push")
+	if out, code = cli(t, append([]string{"freeze", "sync"}, runner...)...); code != exitComplete || !strings.Contains(out, "nothing to do") {
+		t.Errorf("sync on push: exit %d\n%s", code, out)
+	}
+}
+
+// TestGitHubWebhookRoute: serve mounts POST /github/webhook only with a
+// secret; the handler shares the freeze commands' progress file.
+func TestGitHubWebhookRoute(t *testing.T) {
+	clearGitHubEnv(t)
+	t.Setenv("GITHUB_WEBHOOK_SECRET", "")
+	fake := forgetest.New(t, "acme", "exchange", 1)
+	t.Setenv("GITHUB_TOKEN", "ghp_test")
+	t.Setenv("GITHUB_REPOSITORY", "acme/exchange")
+	t.Setenv("GITHUB_API_URL", fake.URL)
+	dir := t.TempDir()
+	g := &globals{statePath: filepath.Join(dir, "state.db"), evidenceDir: dir, out: io.Discard, errOut: io.Discard}
+	if h, err := githubWebhook(g); h != nil || err != nil {
+		t.Fatalf("without a secret: %v, %v; want no route", h, err)
+	}
+	t.Setenv("GITHUB_WEBHOOK_SECRET", "It's a Secret to Everybody")
+	h, err := githubWebhook(g)
+	if err != nil || h == nil {
+		t.Fatalf("with a secret: %v, %v", h, err)
+	}
+	req := httptest.NewRequest(http.MethodPost, "/github/webhook", strings.NewReader("Hello, World!"))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-GitHub-Event", "ping")
+	req.Header.Set("X-Hub-Signature-256", "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		t.Errorf("GitHub's example ping: %d %s", rec.Code, rec.Body)
 	}
 }
