@@ -2,14 +2,13 @@ package bot
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/slack-go/slack"
 
@@ -19,107 +18,109 @@ import (
 // DefaultWarRoomChannel is where the runbook's war-room lives.
 const DefaultWarRoomChannel = "#spark-warroom"
 
-// Slack's limits on the blocks the stage message uses.
-const (
-	maxHeaderChars  = 150
-	maxSectionChars = 3000
-)
+// ErrSlackStoreMissing is returned by Notify when the notifier has no Store
+// or no Outbox: without them nothing it sends would survive a restart.
+var ErrSlackStoreMissing = errors.New("slack notifier has no Store or Outbox: build it with NewSlackNotifier (a MemorySlackStore will do for a single process)")
 
-// Action IDs of the stage message's buttons, for the interactions endpoint.
-// A button's value is StageActionValue(release, stage): a press on an older
-// stage's message names that stage, so the endpoint can refuse it.
-const (
-	ActionPromote  = "canary_promote"
-	ActionHold     = "canary_hold"
-	ActionRollback = "canary_rollback"
-)
-
-// StageActionValue is the value of a stage message's buttons.
-func StageActionValue(release string, stage int) string {
-	return fmt.Sprintf("%s#%d", release, stage)
-}
-
-// SlackAPI is the part of *slack.Client the notifier uses.
-type SlackAPI interface {
-	PostMessageContext(ctx context.Context, channelID string, options ...slack.MsgOption) (string, string, error)
-	UpdateMessageContext(ctx context.Context, channelID, timestamp string, options ...slack.MsgOption) (string, string, string, error)
-}
-
-// ErrSlackStoreMissing is returned by Notify when the notifier has no Store:
-// without one it cannot find the stage message to update nor recognise a
-// repeated key.
-var ErrSlackStoreMissing = errors.New("slack notifier has no Store: set SlackNotifier.Store (MemorySlackStore will do for a single process)")
-
-// SlackNotifier announces a release in the Slack war-room channel. Each
-// stage gets one message, edited in place as its rows arrive; holds, pages,
-// commands and rollbacks go in that message's thread, and rollbacks and the
-// release's end are also shown in the channel.
+// SlackNotifier announces a release in the Slack war-room channel; it is a
+// rollout.Notifier.
 //
-// A Slack call rejected for rate limiting is retried after Slack's
-// Retry-After; a 5xx or a timeout is retried with backoff. When retries run
-// out Notify returns the error and the engine sets the message aside.
+// Each stage gets one message, the signal table, edited in place as ticks
+// arrive. Holds, pages, commands, trigger alerts and rollbacks go in that
+// message's thread; holds, trigger alerts, rollbacks and the closing
+// one-liner are also shown in the channel. Before the stages, the
+// timeline's announcements go in the thread of the release's opening
+// message, and the red-team checklist and the go/no-go message are posted
+// to the channel as the release reaches them.
+//
+// Notify only records: what an event changes and the Slack calls it needs
+// are stored in one transaction, then the Outbox delivers them. A Slack
+// outage therefore never holds up the engine, and nothing is lost.
 type SlackNotifier struct {
-	API    SlackAPI
 	Store  SlackStore
+	Outbox *Outbox
 	Plan   *rollout.Plan
-	Render rollout.Renderer
-	// Channel is the war-room channel, by name or ID; DefaultWarRoomChannel
-	// when empty.
+	// Channel is the war-room channel, by ID or #name;
+	// DefaultWarRoomChannel when empty. An ID saves a lookup after a crash.
 	Channel string
-	// Attempts bounds the calls per Slack request (default 3). The engine
-	// retries a failed message itself, and waits for Notify meanwhile, so
-	// this stays small.
-	Attempts int
-	// Backoff is the first wait after a 5xx or a timeout (default 1s); it
-	// doubles each retry.
-	Backoff time.Duration
-	// MaxRetryAfter is the longest rate-limit wait Notify sits out (default
-	// 30s); a longer one is returned so the engine is not blocked on Slack.
-	MaxRetryAfter time.Duration
-	// CallTimeout bounds each Slack call (default 10s): slack-go's default
-	// HTTP client has none.
-	CallTimeout time.Duration
-	// Buttons adds Promote / Hold / Rollback, each behind a confirmation
-	// dialog, to the stage message. Leave it off until the interactions
-	// endpoint is wired, or the buttons do nothing.
+	// Buttons adds the interactive parts: Promote / Hold / Rollback on the
+	// stage messages, the review checkboxes and GO / NO-GO. Leave it off
+	// until the interactions endpoint is wired, or they do nothing.
 	Buttons bool
-	// Sleep waits between retries; tests inject one that does not.
-	Sleep  func(ctx context.Context, d time.Duration) error
+	// Review is the red-team checklist; DefaultRedTeamReview when empty.
+	Review []ReviewItem
 	Logger *slog.Logger
 
-	// mu serialises Notify: a row reads, extends and rewrites its stage's
-	// stored message.
+	// mu serialises Notify: an event reads, extends and rewrites its
+	// stage's stored message.
 	mu sync.Mutex
 }
 
-// Notify announces one event; a key seen before is not announced again.
+// NewSlackNotifier returns a notifier whose outbox delivers through api
+// and keeps its queue in store.
+func NewSlackNotifier(api OutboxAPI, store SlackStore, plan *rollout.Plan) *SlackNotifier {
+	return &SlackNotifier{Store: store, Plan: plan, Outbox: &Outbox{API: api, Store: store}}
+}
+
+// Notify records one event and hands its messages to the outbox; a key
+// seen before changes nothing. It returns an error only when the event
+// could not be recorded: a Slack failure is the outbox's to retry.
 func (n *SlackNotifier) Notify(ctx context.Context, key string, ev rollout.Event) error {
-	if n.Store == nil {
+	if n.Store == nil || n.Outbox == nil {
 		return ErrSlackStoreMissing
 	}
+	if err := n.record(ctx, key, ev); err != nil {
+		return err
+	}
+	if n.Outbox.Running() {
+		n.Outbox.Wake()
+		return nil
+	}
+	// Without a delivery loop, deliver now what is due; what cannot go
+	// yet waits in the outbox for the next event or for Run.
+	if err := n.Outbox.Flush(ctx); err != nil {
+		if _, ok := errors.AsType[*DeferredError](err); !ok {
+			return fmt.Errorf("slack notifier: %w", err)
+		}
+		n.logger().Debug("slack delivery deferred", "err", err)
+	}
+	return nil
+}
+
+func (n *SlackNotifier) record(ctx context.Context, key string, ev rollout.Event) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	sent, err := n.Store.Sent(ctx, key)
+	handled, err := n.Store.Handled(ctx, key)
 	if err != nil {
 		return fmt.Errorf("slack notifier: check key %s: %w", key, err)
 	}
-	if sent {
+	if handled {
 		return nil
 	}
 	release := releaseOf(key, ev)
+	rel, found, err := n.Store.ReleaseMessages(ctx, release)
+	if err != nil {
+		return fmt.Errorf("slack notifier: load release %s: %w", release, err)
+	}
+	if !found {
+		rel = ReleaseMessages{Release: release, Version: ev.Version}
+	}
+	c := SlackChange{Release: &rel}
+	add := func(m OutboxMessage) { c.Messages = append(c.Messages, m) }
 	switch {
 	case ev.Kind == rollout.EventStage && ev.Stage > 0:
-		err = n.stage(ctx, release, ev)
+		err = n.stage(ctx, &c, &rel, key, ev, add)
 	case ev.Kind == rollout.EventRow && ev.Stage > 0:
-		err = n.row(ctx, release, key, ev)
+		err = n.row(ctx, &c, &rel, key, ev, add)
 	default:
-		err = n.announce(ctx, release, ev)
+		err = n.announce(ctx, &c, &rel, key, ev, add)
 	}
 	if err != nil {
 		return err
 	}
-	if err := n.Store.MarkSent(ctx, key); err != nil {
-		return fmt.Errorf("slack notifier: record key %s as sent: %w", key, err)
+	n.gates(&rel, key, ev, add)
+	if err := n.Store.Record(ctx, key, n.Outbox.clock().Now(), c); err != nil {
+		return fmt.Errorf("slack notifier: record %s: %w", key, err)
 	}
 	return nil
 }
@@ -128,220 +129,170 @@ func (n *SlackNotifier) Notify(ctx context.Context, key string, ev rollout.Event
 // "<release id>/<seq>"; the release id, unlike the version, differs between
 // two attempts at the same version.
 func releaseOf(key string, ev rollout.Event) string {
+	if ev.Release != "" {
+		return ev.Release
+	}
 	if i := strings.LastIndexByte(key, '/'); i > 0 {
 		return key[:i]
 	}
 	return ev.Version
 }
 
-// stage posts the stage's message unless it was posted before a restart.
-func (n *SlackNotifier) stage(ctx context.Context, release string, ev rollout.Event) error {
-	m, found, err := n.Store.StageMessage(ctx, release, ev.Stage)
+func (n *SlackNotifier) loadStage(ctx context.Context, rel *ReleaseMessages, ev rollout.Event, stage int) (StageMessage, bool, error) {
+	m, found, err := n.Store.StageMessage(ctx, rel.Release, stage)
 	if err != nil {
-		return fmt.Errorf("slack notifier: load stage %d message: %w", ev.Stage, err)
-	}
-	if found && m.TS != "" {
-		return nil
+		return StageMessage{}, false, fmt.Errorf("slack notifier: load stage %d message: %w", stage, err)
 	}
 	if !found {
-		m = n.newStageMessage(release, ev)
+		m = StageMessage{Release: rel.Release, Version: ev.Version, Stage: stage, Weight: ev.Weight}
+		if n.Plan != nil {
+			m.Stages = len(n.Plan.Stages)
+		}
 	}
-	m.Intro = ev.Text
-	return n.publish(ctx, m)
+	return m, found, nil
 }
 
-// row adds a row to its stage's table and edits the message in place.
-func (n *SlackNotifier) row(ctx context.Context, release, key string, ev rollout.Event) error {
-	m, found, err := n.Store.StageMessage(ctx, release, ev.Stage)
+// stage starts (or, after a late row, completes) the stage's message and
+// closes the previous stage's.
+func (n *SlackNotifier) stage(ctx context.Context, c *SlackChange, rel *ReleaseMessages, key string, ev rollout.Event, add func(OutboxMessage)) error {
+	m, _, err := n.loadStage(ctx, rel, ev, ev.Stage)
 	if err != nil {
-		return fmt.Errorf("slack notifier: load stage %d message: %w", ev.Stage, err)
+		return err
 	}
-	if !found {
-		// The stage's own announcement was set aside by the engine (Slack
-		// was down): the row starts the message, and the late
-		// announcement finds it posted.
-		m = n.newStageMessage(release, ev)
+	m.Intro = ev.Text
+	c.Stages = append(c.Stages, m)
+	add(n.stageMessage(m, key))
+	rel.LastStage = max(rel.LastStage, ev.Stage)
+	if ev.Stage > 1 {
+		prev, found, err := n.Store.StageMessage(ctx, rel.Release, ev.Stage-1)
+		if err != nil {
+			return fmt.Errorf("slack notifier: load stage %d message: %w", ev.Stage-1, err)
+		}
+		if found && prev.Closed == "" {
+			prev.Closed = fmt.Sprintf("Promoted to stage %d (%d%%) at %s.", ev.Stage, ev.Weight, ev.At.UTC().Format("15:04 MST"))
+			c.Stages = append(c.Stages, prev)
+			add(n.stageMessage(prev, key+"/close"))
+		}
 	}
+	return nil
+}
+
+// row adds a tick to its stage's table, and announces trigger alerts the
+// stage has not seen yet.
+func (n *SlackNotifier) row(ctx context.Context, c *SlackChange, rel *ReleaseMessages, key string, ev rollout.Event, add func(OutboxMessage)) error {
+	m, _, err := n.loadStage(ctx, rel, ev, ev.Stage)
+	if err != nil {
+		return err
+	}
+	rel.LastStage = max(rel.LastStage, ev.Stage)
 	if !slices.ContainsFunc(m.Rows, func(r StageRow) bool { return r.Key == key }) {
-		m.Rows = append(m.Rows, StageRow{Key: key, At: ev.At, Text: n.rowText(ev)})
+		row := StageRow{Key: key, At: ev.At, Text: ev.Text}
+		if ev.Row != nil {
+			row.Decision = ev.Row.Decision.Kind
+			for _, x := range ev.Row.Readings {
+				row.Readings = append(row.Readings, RowReading{Signal: x.Signal, Value: x.Value, Bound: x.Bound, Verdict: x.Verdict})
+			}
+		}
+		m.Rows = append(m.Rows, row)
 		// Set-aside rows arrive late; the table stays in time order.
 		slices.SortStableFunc(m.Rows, func(a, b StageRow) int { return a.At.Compare(b.At) })
 	}
 	if ev.Row != nil && ev.At.Equal(m.Rows[len(m.Rows)-1].At) {
 		m.Decision = decisionLine(ev.Row.Decision)
 	}
-	return n.publish(ctx, m)
-}
-
-func (n *SlackNotifier) newStageMessage(release string, ev rollout.Event) StageMessage {
-	m := StageMessage{Release: release, Version: ev.Version, Stage: ev.Stage, Weight: ev.Weight}
-	if n.Plan != nil {
-		m.Stages = len(n.Plan.Stages)
-	}
-	return m
-}
-
-func (n *SlackNotifier) rowText(ev rollout.Event) string {
-	if ev.Row != nil && n.Render != nil && n.Plan != nil {
-		return n.Render.TableRow(n.Plan, *ev.Row)
-	}
-	return ev.Text
-}
-
-// publish posts the stage message, or edits it once Slack has given it a
-// ts, and stores it.
-func (n *SlackNotifier) publish(ctx context.Context, m StageMessage) error {
-	blocks, fallback := n.stageBlocks(m)
-	opts := []slack.MsgOption{slack.MsgOptionText(fallback, false), slack.MsgOptionBlocks(blocks...)}
-	if m.TS == "" {
-		err := n.call(ctx, "chat.postMessage", func(ctx context.Context) error {
-			ch, ts, err := n.API.PostMessageContext(ctx, n.channel(), opts...)
-			m.Channel, m.TS = ch, ts
-			return err
-		})
-		if err != nil {
-			return fmt.Errorf("post stage %d message to %s: %w", m.Stage, n.channel(), err)
+	c.Stages = append(c.Stages, m)
+	add(n.stageMessage(m, key))
+	if ev.Row != nil {
+		for _, a := range ev.Row.Alerts {
+			if slices.Contains(m.Alerts, a.Name) {
+				continue
+			}
+			m.Alerts = append(m.Alerts, a.Name)
+			text := fmt.Sprintf(":rotating_light: Trigger firing: *%s*", escapeMrkdwn(a.Name))
+			if a.Summary != "" {
+				text += " — " + escapeMrkdwn(a.Summary)
+			}
+			if !a.Since.IsZero() {
+				text += fmt.Sprintf(" (since %s)", a.Since.UTC().Format("15:04:05 MST"))
+			}
+			add(n.threadPost(key+"/alert/"+a.Name, StageRef(rel.Release, m.Stage), text, true))
 		}
-	} else {
-		err := n.call(ctx, "chat.update", func(ctx context.Context) error {
-			_, _, _, err := n.API.UpdateMessageContext(ctx, m.Channel, m.TS, opts...)
-			return err
-		})
-		if err != nil {
-			return fmt.Errorf("update stage %d message %s in %s: %w", m.Stage, m.TS, m.Channel, err)
-		}
-	}
-	if err := n.Store.PutStageMessage(ctx, m); err != nil {
-		return fmt.Errorf("slack notifier: store stage %d message: %w", m.Stage, err)
+		c.Stages[len(c.Stages)-1] = m
 	}
 	return nil
 }
 
 // announce posts everything that is not a stage's table: in the thread of
-// the event's stage (or of the release's last stage once it has left them),
-// or in the channel before the first stage.
-func (n *SlackNotifier) announce(ctx context.Context, release string, ev rollout.Event) error {
-	parent, found, err := n.threadParent(ctx, release, ev.Stage)
-	if err != nil {
-		return err
-	}
+// the event's stage (or of the release's last stage once it has left
+// them), else in the thread of the release's opening message.
+func (n *SlackNotifier) announce(ctx context.Context, c *SlackChange, rel *ReleaseMessages, key string, ev rollout.Event, add func(OutboxMessage)) error {
 	text := announcementText(ev)
-	channel := n.channel()
-	opts := []slack.MsgOption{slack.MsgOptionText(text, false)}
-	if found {
-		channel = parent.Channel
-		opts = append(opts, slack.MsgOptionTS(parent.TS))
-		if ev.Kind == rollout.EventRollback || ev.Kind == rollout.EventDone {
-			opts = append(opts, slack.MsgOptionBroadcast())
+	broadcast := ev.Kind == rollout.EventHold || ev.Kind == rollout.EventRollback || ev.Kind == rollout.EventDone ||
+		(ev.Kind == rollout.EventPage && ev.Phase == rollout.PhaseAborted)
+	stage := 0
+	if ev.Stage > 0 {
+		if _, found, err := n.Store.StageMessage(ctx, rel.Release, ev.Stage); err != nil {
+			return fmt.Errorf("slack notifier: load stage %d message: %w", ev.Stage, err)
+		} else if found {
+			stage = ev.Stage
 		}
 	}
-	err = n.call(ctx, "chat.postMessage", func(ctx context.Context) error {
-		_, _, err := n.API.PostMessageContext(ctx, channel, opts...)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("post %s announcement to %s: %w", ev.Kind, channel, err)
+	if stage == 0 {
+		stage = rel.LastStage
+	}
+	if stage == 0 {
+		if !rel.Opened {
+			// The release's first words open its thread in the channel.
+			rel.Opened = true
+			add(n.upsert(key, ReleaseRef(rel.Release), nil, text))
+			return nil
+		}
+		add(n.threadPost(key, ReleaseRef(rel.Release), text, broadcast))
+		return nil
+	}
+	add(n.threadPost(key, StageRef(rel.Release, stage), text, broadcast))
+	if ev.Kind == rollout.EventRollback || ev.Kind == rollout.EventDone {
+		m, found, err := n.Store.StageMessage(ctx, rel.Release, stage)
+		if err != nil {
+			return fmt.Errorf("slack notifier: load stage %d message: %w", stage, err)
+		}
+		if found && m.Closed == "" {
+			m.Closed = fmt.Sprintf("Closed at %s: %s", ev.At.UTC().Format("15:04 MST"), ev.Text)
+			if ev.Kind == rollout.EventRollback {
+				m.Decision = "Rollback: " + ev.Text
+			}
+			c.Stages = append(c.Stages, m)
+			add(n.stageMessage(m, key+"/close"))
+		}
 	}
 	return nil
 }
 
-func (n *SlackNotifier) threadParent(ctx context.Context, release string, stage int) (StageMessage, bool, error) {
-	if stage > 0 {
-		m, found, err := n.Store.StageMessage(ctx, release, stage)
-		if err != nil {
-			return StageMessage{}, false, fmt.Errorf("slack notifier: load stage %d message: %w", stage, err)
-		}
-		if found && m.TS != "" {
-			return m, true, nil
-		}
-	}
-	m, found, err := n.Store.LastStageMessage(ctx, release)
-	if err != nil {
-		return StageMessage{}, false, fmt.Errorf("slack notifier: load last stage message: %w", err)
-	}
-	return m, found && m.TS != "", nil
+func (n *SlackNotifier) stageMessage(m StageMessage, key string) OutboxMessage {
+	blocks, text := stageBlocks(n.Plan, m, n.Buttons)
+	return n.upsert(key, StageRef(m.Release, m.Stage), blocks, text)
 }
 
-// call runs one Slack request with the retry policy.
-func (n *SlackNotifier) call(ctx context.Context, method string, do func(ctx context.Context) error) error {
-	attempts := n.Attempts
-	if attempts <= 0 {
-		attempts = 3
-	}
-	backoff := n.Backoff
-	if backoff <= 0 {
-		backoff = time.Second
-	}
-	for attempt := 1; ; attempt++ {
-		err := n.attempt(ctx, do)
-		if err == nil {
-			return nil
-		}
-		wait, retry := n.retryAfter(ctx, err, backoff)
-		if !retry || attempt >= attempts {
-			return err
-		}
-		n.logger().Warn("slack call failed; retrying", "method", method, "attempt", attempt, "err", err, "retry_in", wait)
-		if serr := n.sleep(ctx, wait); serr != nil {
-			return fmt.Errorf("%w (gave up waiting to retry: %w)", err, serr)
-		}
-		if wait == backoff {
-			backoff *= 2
-		}
-	}
+func (n *SlackNotifier) upsert(key, ref string, blocks []slack.Block, text string) OutboxMessage {
+	return OutboxMessage{Key: key, Op: OutboxUpsert, Channel: n.channel(), Ref: ref, Text: text, Blocks: n.encode(blocks)}
 }
 
-func (n *SlackNotifier) attempt(ctx context.Context, do func(ctx context.Context) error) error {
-	timeout := n.CallTimeout
-	if timeout <= 0 {
-		timeout = 10 * time.Second
-	}
-	cctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	return do(cctx)
+func (n *SlackNotifier) threadPost(key, parent, text string, broadcast bool) OutboxMessage {
+	return OutboxMessage{Key: key, Op: OutboxPost, Channel: n.channel(), ThreadRef: parent, Broadcast: broadcast, Text: text}
 }
 
-// retryAfter says whether a failed call may be repeated and after how long.
-// Slack's own refusals (channel_not_found, invalid_blocks, ...) will not
-// change on a retry.
-func (n *SlackNotifier) retryAfter(ctx context.Context, err error, backoff time.Duration) (time.Duration, bool) {
-	if ctx.Err() != nil {
-		return 0, false
-	}
-	if rl, ok := errors.AsType[*slack.RateLimitedError](err); ok {
-		limit := n.MaxRetryAfter
-		if limit <= 0 {
-			limit = 30 * time.Second
-		}
-		if rl.RetryAfter > limit {
-			return 0, false
-		}
-		return max(rl.RetryAfter, 0), true
-	}
-	if sc, ok := errors.AsType[slack.StatusCodeError](err); ok {
-		return backoff, sc.Code >= 500
-	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return backoff, true // the call's own timeout: ctx itself is live
-	}
-	if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
-		return backoff, true
-	}
-	return 0, false
-}
-
-func (n *SlackNotifier) sleep(ctx context.Context, d time.Duration) error {
-	if n.Sleep != nil {
-		return n.Sleep(ctx, d)
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
+func (n *SlackNotifier) encode(blocks []slack.Block) json.RawMessage {
+	if len(blocks) == 0 {
 		return nil
 	}
+	data, err := json.Marshal(slack.Blocks{BlockSet: blocks})
+	if err != nil {
+		// Blocks built here are plain values; should one fail, the text
+		// still goes out.
+		n.logger().Error("slack notifier: blocks do not encode; sending text only", "err", err)
+		return nil
+	}
+	return data
 }
 
 func (n *SlackNotifier) channel() string {
@@ -356,101 +307,6 @@ func (n *SlackNotifier) logger() *slog.Logger {
 		return n.Logger
 	}
 	return slog.Default()
-}
-
-// stageBlocks lays out a stage message: a header, the table in a code block
-// and the decision line. It also returns the plain text Slack shows in
-// notifications.
-func (n *SlackNotifier) stageBlocks(m StageMessage) ([]slack.Block, string) {
-	title := fmt.Sprintf("%s · stage %d/%d · weight %d%%", m.Version, m.Stage, m.Stages, m.Weight)
-	if m.Stages == 0 {
-		title = fmt.Sprintf("%s · stage %d · weight %d%%", m.Version, m.Stage, m.Weight)
-	}
-	title = truncate(title, maxHeaderChars)
-	decision := m.Decision
-	if decision == "" {
-		decision = "waiting for the first tick"
-	}
-	blocks := []slack.Block{
-		slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, title, false, false)),
-	}
-	if m.Intro != "" {
-		blocks = append(blocks, slack.NewContextBlock("", slack.NewTextBlockObject(slack.MarkdownType, escapeMrkdwn(m.Intro), false, false)))
-	}
-	blocks = append(blocks,
-		slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, n.table(m), false, false), nil, nil),
-		slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, "*Decision:* "+escapeMrkdwn(decision), false, false), nil, nil),
-	)
-	if n.Buttons {
-		blocks = append(blocks, stageButtons(m))
-	}
-	return blocks, title + " — " + decision
-}
-
-func stageButtons(m StageMessage) *slack.ActionBlock {
-	value := StageActionValue(m.Release, m.Stage)
-	button := func(id, label, confirm string, style slack.Style) *slack.ButtonBlockElement {
-		b := slack.NewButtonBlockElement(id, value, slack.NewTextBlockObject(slack.PlainTextType, label, false, false))
-		if style != "" {
-			b = b.WithStyle(style)
-		}
-		return b.WithConfirm(slack.NewConfirmationBlockObject(
-			slack.NewTextBlockObject(slack.PlainTextType, label+"?", false, false),
-			slack.NewTextBlockObject(slack.MarkdownType, escapeMrkdwn(fmt.Sprintf(confirm, m.Version, m.Stage)), false, false),
-			slack.NewTextBlockObject(slack.PlainTextType, label, false, false),
-			slack.NewTextBlockObject(slack.PlainTextType, "Cancel", false, false),
-		))
-	}
-	return slack.NewActionBlock("canary_stage_actions",
-		button(ActionPromote, "Promote", "Promote %s past stage %d? Only the Incident Commander may.", slack.StylePrimary),
-		button(ActionHold, "Hold", "Hold %s at stage %d? Only the Incident Commander may.", ""),
-		button(ActionRollback, "Rollback", "Roll %s back from stage %d? Canary weight goes to 0.", slack.StyleDanger),
-	)
-}
-
-// table renders the stage's rows as a code block within Slack's section
-// limit, dropping the oldest rows first: the latest ticks are what the room
-// decides on, and every row is in the stage's evidence file.
-func (n *SlackNotifier) table(m StageMessage) string {
-	header := ""
-	if n.Render != nil && n.Plan != nil {
-		header = n.Render.TableHeader(n.Plan)
-	}
-	if len(m.Rows) == 0 {
-		return "```" + escapeMrkdwn(header) + "\n(no ticks yet)```"
-	}
-	rows := make([]string, len(m.Rows))
-	for i, r := range m.Rows {
-		rows[i] = escapeMrkdwn(r.Text)
-	}
-	for dropped := 0; ; dropped++ {
-		lines := []string{}
-		if header != "" {
-			lines = append(lines, escapeMrkdwn(header))
-		}
-		if dropped > 0 {
-			lines = append(lines, fmt.Sprintf("… %d earlier rows in the stage's evidence", dropped))
-		}
-		lines = append(lines, rows[dropped:]...)
-		text := "```" + strings.Join(lines, "\n") + "```"
-		if len(text) <= maxSectionChars || dropped == len(rows)-1 {
-			return truncate(text, maxSectionChars)
-		}
-	}
-}
-
-func decisionLine(d rollout.Decision) string {
-	if d.Kind == "" {
-		return ""
-	}
-	s := string(d.Kind)
-	if d.Auto {
-		s += " (auto)"
-	}
-	if d.Reason != "" {
-		s += ": " + d.Reason
-	}
-	return s
 }
 
 func announcementText(ev rollout.Event) string {
@@ -468,22 +324,5 @@ func announcementText(ev rollout.Event) string {
 	if icon != "" {
 		text = icon + " " + text
 	}
-	return text
-}
-
-// escapeMrkdwn escapes what Slack reads as control sequences, so a reason
-// typed by a person cannot ping @channel or forge a link.
-func escapeMrkdwn(s string) string {
-	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	r := []rune(s)
-	for len(string(r)) > n-len("…") {
-		r = r[:len(r)-1]
-	}
-	return string(r) + "…"
+	return truncate(text, MaxSectionChars)
 }

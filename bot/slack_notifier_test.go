@@ -6,193 +6,75 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/slack-go/slack"
-	"github.com/slack-go/slack/slacktest"
 
+	"github.com/canarybot/canarybot/bot/slackfake"
+	"github.com/canarybot/canarybot/clock"
 	"github.com/canarybot/canarybot/config"
 	"github.com/canarybot/canarybot/report"
 	"github.com/canarybot/canarybot/rollout"
 )
 
-// slackCall is one request the fake Slack received.
-type slackCall struct {
-	Method    string // "chat.postMessage" or "chat.update"
-	Channel   string
-	TS        string // the edited message (chat.update)
-	ThreadTS  string
-	Broadcast bool
-	Text      string
-	Blocks    string // raw JSON
-	Accepted  bool   // false when a fault answered instead of Slack
-	Answered  string // the ts the fake Slack answered with
-}
-
-// fault answers a request in place of the fake Slack.
-type fault func(w http.ResponseWriter, r *http.Request)
-
-// slackRecorder records what the notifier sends and answers like Slack.
-// Faults queued per method answer the next requests, in order.
-type slackRecorder struct {
-	mu     sync.Mutex
-	calls  []slackCall
-	faults map[string][]fault
-	seq    int
-}
-
-func (rec *slackRecorder) fail(method string, f ...fault) {
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	rec.faults[method] = append(rec.faults[method], f...)
-}
-
-func (rec *slackRecorder) handler(method string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if err := r.ParseForm(); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		call := slackCall{
-			Method: method, Channel: r.FormValue("channel"), TS: r.FormValue("ts"),
-			ThreadTS: r.FormValue("thread_ts"), Broadcast: r.FormValue("reply_broadcast") == "true",
-			Text: r.FormValue("text"), Blocks: r.FormValue("blocks"),
-		}
-		rec.mu.Lock()
-		var f fault
-		if q := rec.faults[method]; len(q) > 0 {
-			f, rec.faults[method] = q[0], q[1:]
-		}
-		call.Accepted = f == nil
-		rec.calls = append(rec.calls, call)
-		ts := call.TS
-		if method == "chat.postMessage" && f == nil {
-			rec.seq++
-			ts = fmt.Sprintf("1700000000.%06d", rec.seq)
-		}
-		if call.Accepted {
-			rec.calls[len(rec.calls)-1].Answered = ts
-		}
-		rec.mu.Unlock()
-		if f != nil {
-			f(w, r)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{"ok": true, "channel": "C1", "ts": ts})
-	}
-}
-
-func (rec *slackRecorder) accepted() []slackCall {
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	var out []slackCall
-	for _, c := range rec.calls {
-		if c.Accepted {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
-func (rec *slackRecorder) count() int {
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	return len(rec.calls)
-}
-
-func rateLimited(retryAfter string) fault {
-	return func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Retry-After", retryAfter)
-		w.WriteHeader(http.StatusTooManyRequests)
-		_, _ = w.Write([]byte(`{"ok":false,"error":"ratelimited"}`))
-	}
-}
-
-func serverError(w http.ResponseWriter, _ *http.Request) {
-	w.WriteHeader(http.StatusInternalServerError)
-	_, _ = w.Write([]byte("<html>oops</html>"))
-}
-
-func slackError(code string) fault {
-	return func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = fmt.Fprintf(w, `{"ok":false,"error":%q}`, code)
-	}
-}
-
-// sleeps records the waits the notifier asks for without waiting.
-type sleeps struct {
-	mu sync.Mutex
-	d  []time.Duration
-}
-
-func (s *sleeps) sleep(_ context.Context, d time.Duration) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.d = append(s.d, d)
-	return nil
-}
-
-func (s *sleeps) all() []time.Duration {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]time.Duration(nil), s.d...)
-}
-
-type slackFixture struct {
-	rec    *slackRecorder
-	sleeps *sleeps
-	store  *MemorySlackStore
-	plan   *rollout.Plan
-	api    *slack.Client
-}
-
-func newSlackFixture(t *testing.T) *slackFixture {
-	t.Helper()
-	rec := &slackRecorder{faults: map[string][]fault{}}
-	// Handlers bound at construction take precedence over slacktest's own.
-	srv := slacktest.NewTestServer(func(c slacktest.Customize) {
-		c.Handle("/chat.postMessage", rec.handler("chat.postMessage"))
-		c.Handle("/chat.update", rec.handler("chat.update"))
-	})
-	srv.Start()
-	t.Cleanup(srv.Stop)
-	plan := config.Default()
-	return &slackFixture{
-		rec: rec, sleeps: &sleeps{}, store: &MemorySlackStore{}, plan: &plan,
-		api: slack.New("xoxb-test", slack.OptionAPIURL(srv.GetAPIURL())),
-	}
-}
-
-func (f *slackFixture) notifier() *SlackNotifier {
-	return &SlackNotifier{
-		API: f.api, Store: f.store, Plan: f.plan, Render: report.Renderer{},
-		Backoff: time.Second, Sleep: f.sleeps.sleep, Logger: slog.New(slog.DiscardHandler),
-	}
-}
-
 var t0 = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 
-func stageEvent(stage, weight int) rollout.Event {
-	return rollout.Event{Kind: rollout.EventStage, Version: "v1.4.0", At: t0, Phase: rollout.PhaseStage, Stage: stage, Weight: weight,
-		Text: fmt.Sprintf("Stage %d/5: canary weight %d%% for 15m0s", stage, weight)}
+// waitClock is a fake clock that records the waits asked of it.
+type waitClock struct {
+	*clock.Fake
+	mu    sync.Mutex
+	waits []time.Duration
 }
 
-func rowEvent(plan *rollout.Plan, stage, weight, minute int, d rollout.Decision) rollout.Event {
-	at := t0.Add(time.Duration(minute) * time.Minute)
-	row := rollout.Row{At: at, Phase: rollout.PhaseStage, Stage: stage, Weight: weight, Decision: d,
-		Readings: []rollout.Measurement{{Signal: plan.Signals[0].Name, At: at, Value: float64(minute) / 1000, Verdict: rollout.Pass}}}
-	return rollout.Event{Kind: rollout.EventRow, Version: "v1.4.0", At: at, Phase: rollout.PhaseStage, Stage: stage, Weight: weight,
-		Text: report.Renderer{}.TableRow(plan, row), Row: &row}
+func (c *waitClock) After(d time.Duration) <-chan time.Time {
+	c.mu.Lock()
+	c.waits = append(c.waits, d)
+	c.mu.Unlock()
+	return c.Fake.After(d)
 }
 
-func textEvent(kind rollout.EventKind, stage int, text string) rollout.Event {
-	return rollout.Event{Kind: kind, Version: "v1.4.0", At: t0, Stage: stage, Text: text}
+func (c *waitClock) all() []time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]time.Duration(nil), c.waits...)
+}
+
+type fixture struct {
+	t     *testing.T
+	slack *slackfake.Server
+	store *MemorySlackStore
+	clock *waitClock
+	plan  *rollout.Plan
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	plan := config.Default()
+	return &fixture{t: t, slack: slackfake.New(t), store: &MemorySlackStore{}, clock: &waitClock{Fake: clock.NewFake(t0)}, plan: &plan}
+}
+
+func (f *fixture) notifier() *SlackNotifier {
+	n := NewSlackNotifier(f.slack.Client(), f.store, f.plan)
+	n.Logger = slog.New(slog.DiscardHandler)
+	n.Outbox.Logger = n.Logger
+	n.Outbox.Clock = f.clock
+	return n
+}
+
+// engine drives the real rollout.Machine and hands its notifications to a
+// notifier, so the texts the notifier reads are the engine's own.
+type engine struct {
+	t   *testing.T
+	m   *rollout.Machine
+	r   *rollout.Release
+	n   rollout.Notifier
+	now time.Time
+	// notified are the events handed over, by key.
+	notified []keyedEvent
 }
 
 type keyedEvent struct {
@@ -200,21 +82,130 @@ type keyedEvent struct {
 	ev  rollout.Event
 }
 
-func notifyAll(t *testing.T, n *SlackNotifier, evs []keyedEvent) {
-	t.Helper()
-	for _, e := range evs {
-		if err := n.Notify(context.Background(), e.key, e.ev); err != nil {
-			t.Fatalf("Notify(%s, %s): %v", e.key, e.ev.Kind, err)
+func newEngine(t *testing.T, f *fixture, n *SlackNotifier) *engine {
+	e := &engine{t: t, m: &rollout.Machine{Plan: f.plan, Render: report.Renderer{}}, n: n, now: t0}
+	e.r = e.m.New("rel-1", "v1.4.0", "alice", time.Time{}, e.now)
+	e.flush()
+	return e
+}
+
+func (e *engine) flush() {
+	e.t.Helper()
+	for _, ef := range e.r.Pending {
+		if ef.Kind != rollout.EffectNotify {
+			continue
+		}
+		e.notified = append(e.notified, keyedEvent{ef.Key, *ef.Event})
+		if err := e.n.Notify(context.Background(), ef.Key, *ef.Event); err != nil {
+			e.t.Fatalf("Notify(%s %s): %v", ef.Key, ef.Event.Kind, err)
 		}
 	}
+	e.r.Pending = nil
+}
+
+func (e *engine) step(name rollout.StepName, res rollout.GateResult) {
+	e.now = e.now.Add(time.Minute)
+	e.m.StepDone(e.r, name, res, e.now)
+	e.flush()
+}
+
+func (e *engine) apply(c rollout.Command) {
+	e.t.Helper()
+	e.now = e.now.Add(10 * time.Second)
+	c.At = e.now
+	if err := e.m.Apply(e.r, c, e.now); err != nil {
+		e.t.Fatalf("Apply(%s): %v", c.Kind, err)
+	}
+	e.flush()
+}
+
+// toStages runs the timeline to stage 1: review, green button, GO.
+func (e *engine) toStages() {
+	for _, s := range []rollout.StepName{rollout.StepFreeze, rollout.StepWarRoom, rollout.StepPreflight, rollout.StepBlast} {
+		e.step(s, rollout.GateResult{Status: rollout.GateSkipped, Detail: "not configured"})
+	}
+	e.apply(rollout.Command{Kind: rollout.CmdReview, User: "bob", Reason: "15/15 review items ticked"})
+	e.step(rollout.StepRedTeam, rollout.GateResult{Status: rollout.GatePassed})
+	e.step(rollout.StepGreenButton, rollout.GateResult{Status: rollout.GatePassed, Detail: "7/7 evidence files"})
+	e.apply(rollout.Command{Kind: rollout.CmdGo, User: "alice"})
+	e.step(rollout.StepGoNoGo, rollout.GateResult{Status: rollout.GatePassed})
+}
+
+// tick reads every signal at half its bound, except those in over, which
+// read twice their bound.
+func (e *engine) tick(scale map[string]float64) rollout.Decision {
+	e.now = e.now.Add(e.m.Plan.Tick)
+	var rds []rollout.Reading
+	for _, s := range e.m.Plan.Signals {
+		rd := rollout.Reading{Signal: s.Name, At: e.now, Value: s.Threshold / 2}
+		if s.Relative {
+			rd.Value, rd.Baseline = 0.01, 0.01
+		}
+		if k, ok := scale[s.Name]; ok {
+			rd.Value = s.Threshold * k
+		}
+		rds = append(rds, rd)
+	}
+	d := e.m.Tick(e.r, rds, nil, nil, e.now)
+	e.flush()
+	return d
+}
+
+func (e *engine) trigger(name string) {
+	e.now = e.now.Add(e.m.Plan.Tick)
+	var rds []rollout.Reading
+	for _, s := range e.m.Plan.Signals {
+		rds = append(rds, rollout.Reading{Signal: s.Name, At: e.now, Value: s.Threshold / 2, Baseline: 1})
+	}
+	alerts := []rollout.Alert{{Name: name, Labels: map[string]string{"auto_rollback": "true"}, Summary: "WS feed down", Since: e.now.Add(-time.Minute)}}
+	e.m.Tick(e.r, rds, alerts, nil, e.now)
+	e.flush()
+}
+
+// channel groups what the fake Slack shows: top-level messages and each
+// one's thread.
+type channel struct {
+	top     []slackfake.Message
+	threads map[string][]slackfake.Message
+}
+
+func showChannel(s *slackfake.Server) channel {
+	c := channel{threads: map[string][]slackfake.Message{}}
+	for _, m := range s.Messages() {
+		if m.ThreadTS == "" {
+			c.top = append(c.top, m)
+		} else {
+			c.threads[m.ThreadTS] = append(c.threads[m.ThreadTS], m)
+		}
+	}
+	return c
+}
+
+func (c channel) withHeader(t *testing.T, prefix string) []slackfake.Message {
+	t.Helper()
+	var out []slackfake.Message
+	for _, m := range c.top {
+		if texts := blockTexts(t, m.Blocks); len(texts) > 0 && strings.HasPrefix(texts[0], prefix) {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // blockTexts returns the text of every block of a message, in order.
 func blockTexts(t *testing.T, raw string) []string {
 	t.Helper()
+	if raw == "" {
+		return nil
+	}
 	var blocks []struct {
-		Text     *struct{ Text string }  `json:"text"`
-		Elements []struct{ Text string } `json:"elements"`
+		Text     *struct{ Text string } `json:"text"`
+		Elements []struct {
+			Text    json.RawMessage `json:"text"`
+			Options []struct {
+				Text struct{ Text string } `json:"text"`
+			} `json:"options"`
+		} `json:"elements"`
 	}
 	if err := json.Unmarshal([]byte(raw), &blocks); err != nil {
 		t.Fatalf("blocks are not JSON: %v\n%s", err, raw)
@@ -225,340 +216,817 @@ func blockTexts(t *testing.T, raw string) []string {
 			out = append(out, b.Text.Text)
 		}
 		for _, e := range b.Elements {
-			out = append(out, e.Text)
+			var s string
+			var obj struct{ Text string }
+			if json.Unmarshal(e.Text, &s) == nil && s != "" {
+				out = append(out, s)
+			} else if json.Unmarshal(e.Text, &obj) == nil && obj.Text != "" {
+				out = append(out, obj.Text)
+			}
+			for _, o := range e.Options {
+				out = append(out, o.Text.Text)
+			}
 		}
 	}
 	return out
 }
 
+type blockElem struct {
+	InitialOptions []struct {
+		Value string `json:"value"`
+	} `json:"initial_options"`
+	Type     string          `json:"type"`
+	ActionID string          `json:"action_id"`
+	Value    string          `json:"value"`
+	Confirm  json.RawMessage `json:"confirm"`
+	Options  []struct {
+		Value       string `json:"value"`
+		Text        struct{ Text string }
+		Description *struct{ Text string }
+	} `json:"options"`
+}
+
+type block struct {
+	Type     string      `json:"type"`
+	BlockID  string      `json:"block_id"`
+	Elements []blockElem `json:"elements"`
+	Text     *struct {
+		Text string `json:"text"`
+	} `json:"text"`
+}
+
+func parseBlocks(t *testing.T, raw string) []block {
+	t.Helper()
+	var bs []block
+	if err := json.Unmarshal([]byte(raw), &bs); err != nil {
+		t.Fatalf("blocks: %v\n%s", err, raw)
+	}
+	return bs
+}
+
+func actionIDs(t *testing.T, raw string) []string {
+	var ids []string
+	for _, b := range parseBlocks(t, raw) {
+		for _, e := range b.Elements {
+			if e.ActionID != "" {
+				ids = append(ids, e.ActionID)
+			}
+		}
+	}
+	return ids
+}
+
 func TestSlackNotifierRelease(t *testing.T) {
-	f := newSlackFixture(t)
+	f := newFixture(t)
 	n := f.notifier()
-	plan := f.plan
-	hold := rollout.Decision{Kind: rollout.Hold, Reason: "p99 latency rising"}
-	rows1 := []rollout.Event{
-		rowEvent(plan, 1, 1, 1, rollout.Decision{Kind: rollout.Continue}),
-		rowEvent(plan, 1, 1, 2, rollout.Decision{Kind: rollout.Continue}),
-		rowEvent(plan, 1, 1, 3, hold),
+	n.Buttons = true
+	e := newEngine(t, f, n)
+	e.toStages()
+	for range 3 {
+		e.tick(nil)
 	}
-	rows2 := []rollout.Event{
-		rowEvent(plan, 2, 5, 20, rollout.Decision{Kind: rollout.Continue}),
-		rowEvent(plan, 2, 5, 21, rollout.Decision{Kind: rollout.Rollback, Auto: true, Reason: "5xx rate breached"}),
+	e.apply(rollout.Command{Kind: rollout.CmdHold, User: "alice", Reason: "waiting for pgbouncer"})
+	e.apply(rollout.Command{Kind: rollout.CmdResume, User: "alice"})
+	for e.tick(nil).Kind != rollout.Proceed {
 	}
-	rollback := textEvent(rollout.EventRollback, 0, "ROLLBACK by canarybot (auto): 5xx rate breached. Canary weight → 0.")
-	rollback.Phase = rollout.PhaseRolledBack
-	events := []keyedEvent{
-		{"rel-1/1", stageEvent(1, 1)},
-		{"rel-1/2", rows1[0]},
-		{"rel-1/3", rows1[1]},
-		{"rel-1/4", rows1[2]},
-		{"rel-1/5", textEvent(rollout.EventHold, 1, "HOLD: p99 latency rising")},
-		{"rel-1/6", stageEvent(2, 5)},
-		{"rel-1/7", rows2[0]},
-		{"rel-1/8", rows2[1]},
-		{"rel-1/9", rollback},
-		{"rel-1/10", textEvent(rollout.EventDone, 0, "v1.4.0 rolled back at stage 2 (5%)")},
-	}
-	notifyAll(t, n, events)
-
-	calls := f.rec.accepted()
-	if len(calls) != f.rec.count() {
-		t.Fatalf("faults answered %d calls; none were queued", f.rec.count()-len(calls))
-	}
-	var stagePosts []slackCall
-	updates := map[string][]slackCall{}
-	byText := map[string]slackCall{}
-	for _, c := range calls {
-		switch {
-		case c.Method == "chat.update":
-			updates[c.TS] = append(updates[c.TS], c)
-		case c.ThreadTS == "":
-			stagePosts = append(stagePosts, c)
-		default:
-			byText[c.Text] = c
-		}
-		if c.Channel == "" {
-			t.Errorf("%s without a channel", c.Method)
-		}
-	}
-	if len(stagePosts) != 2 {
-		t.Fatalf("top-level posts = %d, want one per stage (2): %+v", len(stagePosts), stagePosts)
-	}
-	if stagePosts[0].Channel != DefaultWarRoomChannel {
-		t.Errorf("stage posted to %q, want %q", stagePosts[0].Channel, DefaultWarRoomChannel)
-	}
-	ts1, ts2 := stagePosts[0].Answered, stagePosts[1].Answered
-	for ts, want := range map[string][]rollout.Event{ts1: rows1, ts2: rows2} {
-		ups := updates[ts]
-		if len(ups) != len(want) {
-			t.Fatalf("updates of %s = %d, want one per row (%d)", ts, len(ups), len(want))
-		}
-		for _, u := range ups {
-			if u.Channel != "C1" {
-				t.Errorf("update sent to channel %q, want the ID Slack answered (C1)", u.Channel)
-			}
-		}
-		last := strings.Join(blockTexts(t, ups[len(ups)-1].Blocks), "\n")
-		for _, r := range want {
-			if !strings.Contains(last, escapeMrkdwn(r.Text)) {
-				t.Errorf("last update of %s lacks row %q:\n%s", ts, r.Text, last)
-			}
-		}
-		if !strings.Contains(last, escapeMrkdwn(report.Renderer{}.TableHeader(plan))) {
-			t.Errorf("last update of %s lacks the table header:\n%s", ts, last)
-		}
-		if wantDecision := decisionLine(want[len(want)-1].Row.Decision); !strings.Contains(last, wantDecision) {
-			t.Errorf("last update of %s lacks decision %q:\n%s", ts, wantDecision, last)
-		}
-	}
-	head := blockTexts(t, stagePosts[1].Blocks)
-	if len(head) == 0 || head[0] != "v1.4.0 · stage 2/5 · weight 5%" {
-		t.Errorf("stage 2 header = %q", head)
+	e.apply(rollout.Command{Kind: rollout.CmdPromote, User: "alice"})
+	e.tick(nil)
+	e.tick(map[string]float64{"api_p95": 0.9})
+	e.tick(map[string]float64{"api_p95": 2}) // breach: automatic rollback
+	if e.r.Phase != rollout.PhaseRolledBack {
+		t.Fatalf("phase %s, want rolled back", e.r.Phase)
 	}
 
-	threaded := []struct {
+	c := showChannel(f.slack)
+	stage1 := c.withHeader(t, "v1.4.0 · stage 1/5")
+	stage2 := c.withHeader(t, "v1.4.0 · stage 2/5")
+	if len(stage1) != 1 || len(stage2) != 1 {
+		t.Fatalf("stage messages: %d for stage 1, %d for stage 2; want one each", len(stage1), len(stage2))
+	}
+	rows1, rows2 := 0, 0
+	for _, r := range e.r.Rows {
+		if r.Stage == 1 {
+			rows1++
+		} else {
+			rows2++
+		}
+	}
+	// Every tick edits its stage's message in place; so do the stage's
+	// close (promoted / rolled back).
+	if got, want := stage1[0].Edits, rows1+1; got != want {
+		t.Errorf("stage 1 message edited %d times, want %d (%d ticks + close)", got, want, rows1)
+	}
+	if got, want := stage2[0].Edits, rows2+1; got != want {
+		t.Errorf("stage 2 message edited %d times, want %d (%d ticks + close)", got, want, rows2)
+	}
+	last1 := strings.Join(blockTexts(t, stage1[0].Blocks), "\n")
+	// A dwell's worth of ticks does not fit Slack's section: the earliest
+	// are counted in a note, the rest shown.
+	var dropped int
+	if _, after, ok := strings.Cut(last1, "… "); ok {
+		fmt.Sscan(after, &dropped)
+	}
+	if shown := strings.Count(last1, "Continue") + strings.Count(last1, "Proceed") + strings.Count(last1, "Hold"); dropped == 0 || shown+dropped < rows1 {
+		t.Errorf("stage 1 table shows %d ticks and notes %d dropped; the stage had %d", shown, dropped, rows1)
+	}
+	if latest := e.r.Rows[rows1-1].At.Format("15:04"); !strings.Contains(last1, latest) {
+		t.Errorf("stage 1 table lacks the latest tick %s", latest)
+	}
+	for _, want := range []string{"p95", "ws_stale", "risk", "gc", "100ms✓", "Promoted to stage 2"} {
+		if !strings.Contains(last1, want) {
+			t.Errorf("stage 1 message lacks %q:\n%s", want, last1)
+		}
+	}
+	if ids := actionIDs(t, stage1[0].Blocks); len(ids) != 0 {
+		t.Errorf("closed stage 1 still has buttons %v", ids)
+	}
+	last2 := strings.Join(blockTexts(t, stage2[0].Blocks), "\n")
+	for _, want := range []string{"400ms✗", "Rollback", "breach"} {
+		if !strings.Contains(last2, want) {
+			t.Errorf("stage 2 message lacks %q:\n%s", want, last2)
+		}
+	}
+
+	thread1, thread2 := c.threads[stage1[0].TS], c.threads[stage2[0].TS]
+	want := []struct {
+		thread    []slackfake.Message
 		prefix    string
-		threadTS  string
 		broadcast bool
 	}{
-		{":double_vertical_bar: HOLD: p99 latency rising", ts1, false},
-		{":rotating_light: ROLLBACK by canarybot (auto)", ts2, true},
-		{":checkered_flag: v1.4.0 rolled back", ts2, true},
+		{thread1, ":speech_balloon: alice: `hold", false},
+		{thread1, ":double_vertical_bar: HOLD: held by alice", true},
+		{thread1, ":pager: Proceed ✅ stage 1", false},
+		{thread2, ":rotating_light: ROLLBACK by canarybot (auto)", true},
+		{thread2, ":checkered_flag: ", true},
 	}
-	if len(byText) != len(threaded) {
-		t.Errorf("thread posts = %d, want %d: %v", len(byText), len(threaded), byText)
-	}
-	for _, want := range threaded {
-		var got *slackCall
-		for text, c := range byText {
-			if strings.HasPrefix(text, want.prefix) {
-				got = &c
+	for _, w := range want {
+		var found []slackfake.Message
+		for _, m := range w.thread {
+			if strings.HasPrefix(m.Text, w.prefix) {
+				found = append(found, m)
 			}
 		}
-		if got == nil {
-			t.Errorf("no thread post starting %q", want.prefix)
+		if len(found) != 1 {
+			t.Errorf("thread posts starting %q: %d, want 1", w.prefix, len(found))
 			continue
 		}
-		if got.ThreadTS != want.threadTS || got.Broadcast != want.broadcast || got.Channel != "C1" {
-			t.Errorf("%q: thread_ts %s broadcast %v channel %s, want %s %v C1", want.prefix, got.ThreadTS, got.Broadcast, got.Channel, want.threadTS, want.broadcast)
+		if found[0].Broadcast != w.broadcast {
+			t.Errorf("%q broadcast = %v, want %v", w.prefix, found[0].Broadcast, w.broadcast)
 		}
 	}
 
-	// The same keys again, as after a restart before the engine saved.
-	before := f.rec.count()
-	notifyAll(t, f.notifier(), events)
-	if got := f.rec.count(); got != before {
+	// The same events again, as after a restart before the engine saved:
+	// nothing is sent.
+	before := len(f.slack.Calls())
+	for _, ke := range e.notified {
+		if err := f.notifier().Notify(context.Background(), ke.key, ke.ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := len(f.slack.Calls()); got != before {
 		t.Errorf("repeated keys sent %d more calls, want none", got-before)
 	}
-
-	// A restarted notifier keeps editing stage 2's message.
-	notifyAll(t, f.notifier(), []keyedEvent{{"rel-1/11", rowEvent(plan, 2, 5, 22, rollout.Decision{Kind: rollout.Continue})}})
-	calls = f.rec.accepted()
-	if last := calls[len(calls)-1]; last.Method != "chat.update" || last.TS != ts2 {
-		t.Errorf("row after restart: %s on %q, want chat.update on %s", last.Method, last.TS, ts2)
-	}
 }
 
-func TestSlackNotifierRowBeforeItsStage(t *testing.T) {
-	// The engine set the stage announcement aside while Slack was down and
-	// delivers it after the first row.
-	f := newSlackFixture(t)
+func TestSlackNotifierGoNoGo(t *testing.T) {
+	f := newFixture(t)
 	n := f.notifier()
-	notifyAll(t, n, []keyedEvent{
-		{"rel-1/2", rowEvent(f.plan, 1, 1, 1, rollout.Decision{Kind: rollout.Continue})},
-		{"rel-1/1", stageEvent(1, 1)},
-		{"rel-1/3", rowEvent(f.plan, 1, 1, 2, rollout.Decision{Kind: rollout.Continue})},
-	})
-	var posts, updates int
-	for _, c := range f.rec.accepted() {
-		if c.Method == "chat.postMessage" {
-			posts++
-		} else {
-			updates++
+	n.Buttons = true
+	e := newEngine(t, f, n)
+	c := showChannel(f.slack)
+	if len(c.top) != 1 || !strings.Contains(c.top[0].Text, "scheduled") {
+		t.Fatalf("opening: %+v, want one message announcing the release", c.top)
+	}
+	opening := c.top[0].TS
+	for _, s := range []rollout.StepName{rollout.StepFreeze, rollout.StepWarRoom, rollout.StepPreflight} {
+		e.step(s, rollout.GateResult{Status: rollout.GateSkipped, Detail: "not configured"})
+	}
+	if got := showChannel(f.slack).withHeader(t, "v1.4.0 · red-team review"); len(got) != 0 {
+		t.Fatalf("checklist posted before the release reached the review")
+	}
+	e.step(rollout.StepBlast, rollout.GateResult{Status: rollout.GatePassed, Detail: "30/30 HTTP, 30/30 WS"})
+
+	c = showChannel(f.slack)
+	if got := len(c.threads[opening]); got != 4 {
+		t.Errorf("timeline announcements in the opening's thread: %d, want 4", got)
+	}
+	review := c.withHeader(t, "v1.4.0 · red-team review")
+	if len(review) != 1 {
+		t.Fatalf("red-team checklists: %d, want 1", len(review))
+	}
+	var ticked []string
+	groups := 0
+	for _, b := range parseBlocks(t, review[0].Blocks) {
+		for _, el := range b.Elements {
+			if el.ActionID != ActionReviewItems {
+				continue
+			}
+			groups++
+			if el.Type != "checkboxes" || len(el.Options) > maxCheckboxOptions {
+				t.Errorf("checklist group %s: type %s with %d options, want checkboxes with at most %d", b.BlockID, el.Type, len(el.Options), maxCheckboxOptions)
+			}
+			for _, o := range el.Options {
+				ticked = append(ticked, o.Value)
+				if len([]rune(o.Text.Text)) > maxOptionChars || o.Description == nil || len([]rune(o.Description.Text)) > maxOptionChars {
+					t.Errorf("option %s: text or description missing or over %d characters", o.Value, maxOptionChars)
+				}
+			}
 		}
 	}
-	if posts != 1 || updates != 1 {
-		t.Errorf("posts %d updates %d, want 1 post and 1 update", posts, updates)
+	if len(ticked) != 15 || groups != 2 {
+		t.Errorf("checklist: %d items in %d groups, want 15 in 2", len(ticked), groups)
+	}
+	if ids := actionIDs(t, review[0].Blocks); !strings.Contains(fmt.Sprint(ids), ActionReviewDone) {
+		t.Errorf("checklist actions %v lack %s", ids, ActionReviewDone)
+	}
+	if got := showChannel(f.slack).withHeader(t, "v1.4.0 · GO / NO-GO"); len(got) != 0 {
+		t.Fatalf("go/no-go posted before the green button")
+	}
+
+	// Checkboxes are each viewer's own in Slack: the notifier shares them.
+	ctx := context.Background()
+	if _, err := n.RecordReviewTicks(ctx, "rel-1", "bob", []string{"RT01", "RT02"}); err != nil {
+		t.Fatal(err)
+	}
+	note, err := n.RecordReviewTicks(ctx, "rel-1", "carol", []string{"RT01", "RT02", "RT12", "nonsense"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(note, "3/15 review items ticked; not ticked: RT03 ") {
+		t.Errorf("note = %q", note)
+	}
+	review = showChannel(f.slack).withHeader(t, "v1.4.0 · red-team review")
+	var initial []string
+	for _, b := range parseBlocks(t, review[0].Blocks) {
+		for _, el := range b.Elements {
+			for _, o := range el.InitialOptions {
+				initial = append(initial, o.Value)
+			}
+		}
+	}
+	if fmt.Sprint(initial) != "[RT01 RT02 RT12]" {
+		t.Errorf("checklist shows %v ticked to everyone, want [RT01 RT02 RT12]", initial)
+	}
+	if text := strings.Join(blockTexts(t, review[0].Blocks), "\n"); !strings.Contains(text, "3/15 ticked, by bob, carol") {
+		t.Errorf("checklist does not say who ticked:\n%s", text)
+	}
+	if _, err := n.RecordReviewTicks(ctx, "rel-2", "bob", nil); !errors.Is(err, ErrNoReview) {
+		t.Errorf("ticks for a release without a checklist: %v, want ErrNoReview", err)
+	}
+
+	e.apply(rollout.Command{Kind: rollout.CmdReview, User: "bob", Reason: ReviewNote(DefaultRedTeamReview(), ticked[:14])})
+	e.step(rollout.StepRedTeam, rollout.GateResult{Status: rollout.GatePassed})
+	e.step(rollout.StepGreenButton, rollout.GateResult{Status: rollout.GateSkipped, Detail: "not configured"})
+
+	c = showChannel(f.slack)
+	review = c.withHeader(t, "v1.4.0 · red-team review")
+	rtext := strings.Join(blockTexts(t, review[0].Blocks), "\n")
+	if !strings.Contains(rtext, "Review recorded") || !strings.Contains(rtext, "by bob") || !strings.Contains(rtext, "14/15 review items ticked; not ticked: RT15") {
+		t.Errorf("recorded checklist:\n%s", rtext)
+	}
+	if ids := actionIDs(t, review[0].Blocks); len(ids) != 0 {
+		t.Errorf("recorded checklist still has actions %v", ids)
+	}
+	gng := c.withHeader(t, "v1.4.0 · GO / NO-GO")
+	if len(gng) != 1 {
+		t.Fatalf("go/no-go messages: %d, want 1", len(gng))
+	}
+	gtext := strings.Join(blockTexts(t, gng[0].Blocks), "\n")
+	for _, want := range []string{"Green button (T-2):* ⏭️ skipped — not configured", "Skipped is not passed", "*blast*: passed — 30/30 HTTP, 30/30 WS", "(alice)"} {
+		if !strings.Contains(gtext, want) {
+			t.Errorf("go/no-go message lacks %q:\n%s", want, gtext)
+		}
+	}
+	if ids := fmt.Sprint(actionIDs(t, gng[0].Blocks)); ids != fmt.Sprint([]string{ActionGo, ActionNoGo}) {
+		t.Errorf("go/no-go buttons %s", ids)
+	}
+	for _, b := range parseBlocks(t, gng[0].Blocks) {
+		for _, el := range b.Elements {
+			if el.ActionID == "" {
+				continue
+			}
+			if rel, stage, err := ParseActionValue(el.Value); err != nil || rel != "rel-1" || stage != 0 || len(el.Confirm) == 0 {
+				t.Errorf("%s: value %q (%v), confirm %s", el.ActionID, el.Value, err, el.Confirm)
+			}
+		}
+	}
+
+	t.Run("GO", func(t *testing.T) {
+		e.apply(rollout.Command{Kind: rollout.CmdGo, User: "alice"})
+		e.step(rollout.StepGoNoGo, rollout.GateResult{Status: rollout.GatePassed})
+		gng := showChannel(f.slack).withHeader(t, "v1.4.0 · GO / NO-GO")
+		text := strings.Join(blockTexts(t, gng[0].Blocks), "\n")
+		if !strings.Contains(text, "GO ✅ at 10:") || !strings.Contains(text, "by alice") {
+			t.Errorf("after GO:\n%s", text)
+		}
+		if ids := actionIDs(t, gng[0].Blocks); len(ids) != 0 {
+			t.Errorf("decided go/no-go still has buttons %v", ids)
+		}
+		if len(showChannel(f.slack).withHeader(t, "v1.4.0 · stage 1/5")) != 1 {
+			t.Errorf("stage 1 message missing after GO")
+		}
+	})
+}
+
+func TestSlackNotifierNoGo(t *testing.T) {
+	f := newFixture(t)
+	n := f.notifier()
+	n.Buttons = true
+	e := newEngine(t, f, n)
+	for _, s := range []rollout.StepName{rollout.StepFreeze, rollout.StepWarRoom, rollout.StepPreflight, rollout.StepBlast} {
+		e.step(s, rollout.GateResult{Status: rollout.GateSkipped})
+	}
+	e.apply(rollout.Command{Kind: rollout.CmdReview, User: "bob"})
+	e.step(rollout.StepRedTeam, rollout.GateResult{Status: rollout.GatePassed})
+	e.step(rollout.StepGreenButton, rollout.GateResult{Status: rollout.GateFailed, Detail: "SBOM drift: GPL-3.0 introduced"})
+	if e.r.Phase != rollout.PhaseAborted {
+		t.Fatalf("phase %s, want aborted", e.r.Phase)
+	}
+	c := showChannel(f.slack)
+	if got := c.withHeader(t, "v1.4.0 · GO / NO-GO"); len(got) != 0 {
+		t.Errorf("go/no-go posted for a failed green button: the engine aborted")
+	}
+	var broadcast []string
+	for _, th := range c.threads {
+		for _, m := range th {
+			if m.Broadcast {
+				broadcast = append(broadcast, m.Text)
+			}
+		}
+	}
+	if !strings.Contains(strings.Join(broadcast, "\n"), "Release aborted: NO-GO: green_button failed") {
+		t.Errorf("the abort is not announced in the channel: %q", broadcast)
+	}
+
+	// NO-GO by the IC at go/no-go closes the message with the reason.
+	f = newFixture(t)
+	n = f.notifier()
+	n.Buttons = true
+	e = newEngine(t, f, n)
+	for _, s := range []rollout.StepName{rollout.StepFreeze, rollout.StepWarRoom, rollout.StepPreflight, rollout.StepBlast} {
+		e.step(s, rollout.GateResult{Status: rollout.GateSkipped})
+	}
+	e.apply(rollout.Command{Kind: rollout.CmdReview, User: "bob"})
+	e.step(rollout.StepRedTeam, rollout.GateResult{Status: rollout.GatePassed})
+	e.step(rollout.StepGreenButton, rollout.GateResult{Status: rollout.GatePassed})
+	e.apply(rollout.Command{Kind: rollout.CmdAbort, User: "alice", Reason: "pgbouncer not ready"})
+	gng := showChannel(f.slack).withHeader(t, "v1.4.0 · GO / NO-GO")
+	if len(gng) != 1 {
+		t.Fatalf("go/no-go messages: %d", len(gng))
+	}
+	text := strings.Join(blockTexts(t, gng[0].Blocks), "\n")
+	if !strings.Contains(text, "NO-GO ⛔") || !strings.Contains(text, "by alice") || !strings.Contains(text, "pgbouncer not ready") {
+		t.Errorf("after NO-GO:\n%s", text)
 	}
 }
 
-func TestSlackNotifierFailures(t *testing.T) {
+func TestSlackNotifierTriggerAlert(t *testing.T) {
+	f := newFixture(t)
+	e := newEngine(t, f, f.notifier())
+	e.toStages()
+	e.tick(nil)
+	e.trigger("WSFeedDown")
+	c := showChannel(f.slack)
+	stage1 := c.withHeader(t, "v1.4.0 · stage 1/5")
+	if len(stage1) != 1 {
+		t.Fatalf("stage 1 messages: %d", len(stage1))
+	}
+	var alert, rollback *slackfake.Message
+	for _, m := range c.threads[stage1[0].TS] {
+		switch {
+		case strings.HasPrefix(m.Text, ":rotating_light: Trigger firing: *WSFeedDown* — WS feed down"):
+			alert = &m
+		case strings.HasPrefix(m.Text, ":rotating_light: ROLLBACK"):
+			rollback = &m
+		}
+	}
+	if alert == nil || !alert.Broadcast {
+		t.Errorf("trigger alert not announced in the thread and the channel: %+v", alert)
+	}
+	if rollback == nil || !rollback.Broadcast || !strings.Contains(rollback.Text, "trigger firing: WSFeedDown") {
+		t.Errorf("rollback announcement: %+v", rollback)
+	}
+}
+
+type nopNotifier struct{}
+
+func (nopNotifier) Notify(context.Context, string, rollout.Event) error { return nil }
+
+func TestSlackNotifierRowBeforeItsStage(t *testing.T) {
+	// The engine set the stage announcement aside while the notifier
+	// failed, and delivers it after the first row.
+	f := newFixture(t)
+	n := f.notifier()
+	e := newEngine(t, f, n)
+	e.n = nopNotifier{} // replayed below in another order
+	e.toStages()
+	e.tick(nil)
+	e.tick(nil)
+	var stage, rows []keyedEvent
+	for _, ke := range e.notified {
+		switch ke.ev.Kind {
+		case rollout.EventStage:
+			stage = append(stage, ke)
+		case rollout.EventRow:
+			rows = append(rows, ke)
+		}
+	}
+	for _, ke := range []keyedEvent{rows[0], stage[0], rows[1]} {
+		if err := n.Notify(context.Background(), ke.key, ke.ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	msgs := showChannel(f.slack).withHeader(t, "v1.4.0 · stage 1/5")
+	if len(msgs) != 1 || msgs[0].Edits != 2 {
+		t.Fatalf("stage 1: %d messages, want 1 posted once and edited twice: %+v", len(msgs), msgs)
+	}
+	text := strings.Join(blockTexts(t, msgs[0].Blocks), "\n")
+	if !strings.Contains(text, "Stage 1/5: canary weight 1%") || !strings.Contains(text, "\n"+rows[0].ev.At.Format("15:04")+" ") || !strings.Contains(text, "\n"+rows[1].ev.At.Format("15:04")+" ") {
+		t.Errorf("stage 1 message lacks its intro or a row:\n%s", text)
+	}
+}
+
+// TestSlackNotifierFaultsMidStage makes Slack fail in the middle of a
+// stage in every way the outbox must survive, then checks the channel:
+// each message exactly once, the table complete, and the waits Slack asked
+// for honoured.
+func TestSlackNotifierFaultsMidStage(t *testing.T) {
 	tests := []struct {
-		name       string
-		faults     []fault
-		wantErr    bool
-		wantErrAs  func(error) bool
-		wantSleeps []time.Duration
-		wantTries  int
+		name   string
+		method string
+		faults []slackfake.Fault
+		// wantWaits are the retry waits, in order.
+		wantWaits []time.Duration
+		timeout   time.Duration
 	}{
-		{name: "429 waited out", faults: []fault{rateLimited("1")}, wantSleeps: []time.Duration{time.Second}, wantTries: 2},
-		{name: "500 retried", faults: []fault{serverError}, wantSleeps: []time.Duration{time.Second}, wantTries: 2},
-		{name: "5xx backoff doubles", faults: []fault{serverError, serverError}, wantSleeps: []time.Duration{time.Second, 2 * time.Second}, wantTries: 3},
-		{
-			name: "500 after retries returned", faults: []fault{serverError, serverError, serverError}, wantErr: true,
-			wantErrAs:  func(err error) bool { _, ok := errors.AsType[slack.StatusCodeError](err); return ok },
-			wantSleeps: []time.Duration{time.Second, 2 * time.Second}, wantTries: 3,
-		},
-		{
-			name: "long Retry-After returned", faults: []fault{rateLimited("120")}, wantErr: true,
-			wantErrAs: func(err error) bool { _, ok := errors.AsType[*slack.RateLimitedError](err); return ok },
-			wantTries: 1,
-		},
-		{
-			name: "Slack refusal not retried", faults: []fault{slackError("channel_not_found")}, wantErr: true,
-			wantErrAs: func(err error) bool { return strings.Contains(err.Error(), "channel_not_found") },
-			wantTries: 1,
-		},
+		{name: "429 on update", method: "chat.update", faults: []slackfake.Fault{slackfake.RateLimited("7")}, wantWaits: []time.Duration{7 * time.Second}},
+		{name: "429 twice on post", method: "chat.postMessage", faults: []slackfake.Fault{slackfake.RateLimited("3"), slackfake.RateLimited("5")}, wantWaits: []time.Duration{3 * time.Second, 5 * time.Second}},
+		{name: "500 on update backs off", method: "chat.update", faults: []slackfake.Fault{slackfake.ServerError(), slackfake.ServerError(), slackfake.ServerError()},
+			wantWaits: []time.Duration{time.Second, 2 * time.Second, 4 * time.Second}},
+		{name: "500 after Slack posted", method: "chat.postMessage", faults: []slackfake.Fault{slackfake.AcceptedThen500()}, wantWaits: []time.Duration{time.Second}},
+		{name: "connection dropped after Slack posted", method: "chat.postMessage", faults: []slackfake.Fault{slackfake.AcceptedThenDropped()}, wantWaits: []time.Duration{time.Second}},
+		{name: "timeout after Slack posted", method: "chat.postMessage", faults: []slackfake.Fault{slackfake.AcceptedThenTimeout()}, wantWaits: []time.Duration{time.Second}, timeout: 100 * time.Millisecond},
+		{name: "timeout on update", method: "chat.update", faults: []slackfake.Fault{slackfake.AcceptedThenTimeout()}, wantWaits: []time.Duration{time.Second}, timeout: 100 * time.Millisecond},
+		{name: "internal_error", method: "chat.postMessage", faults: []slackfake.Fault{slackfake.SlackError("internal_error")}, wantWaits: []time.Duration{time.Second}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newSlackFixture(t)
-			f.rec.fail("chat.postMessage", tt.faults...)
+			f := newFixture(t)
 			n := f.notifier()
-			err := n.Notify(context.Background(), "rel-1/1", stageEvent(1, 1))
-			if (err != nil) != tt.wantErr {
-				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
+			if tt.timeout > 0 {
+				n.Outbox.CallTimeout = tt.timeout
 			}
-			if err != nil && !tt.wantErrAs(err) {
-				t.Errorf("err = %v: not the kind expected", err)
+			e := newEngine(t, f, n)
+			e.toStages()
+			e.tick(nil)
+			e.tick(nil)
+			f.slack.Fail(tt.method, tt.faults...)
+			// The fault hits the next call of its kind: a thread post
+			// for the hold (chat.postMessage) or a tick (chat.update).
+			e.apply(rollout.Command{Kind: rollout.CmdHold, User: "alice", Reason: "look at the dashboards"})
+			for range 4 {
+				e.tick(nil)
 			}
-			if got := f.rec.count(); got != tt.wantTries {
-				t.Errorf("requests = %d, want %d", got, tt.wantTries)
+			if err := n.Outbox.Drain(context.Background()); err != nil {
+				t.Fatalf("Drain: %v", err)
 			}
-			if got := f.sleeps.all(); fmt.Sprint(got) != fmt.Sprint(tt.wantSleeps) {
-				t.Errorf("sleeps = %v, want %v", got, tt.wantSleeps)
+			if got := f.clock.all(); fmt.Sprint(got) != fmt.Sprint(tt.wantWaits) {
+				t.Errorf("waits = %v, want %v", got, tt.wantWaits)
 			}
-			accepted := len(f.rec.accepted())
-			sent, _ := f.store.Sent(context.Background(), "rel-1/1")
-			if tt.wantErr {
-				if accepted != 0 || sent {
-					t.Errorf("failed notify: %d accepted posts, key sent %v; want none", accepted, sent)
+			refs := map[string]int{}
+			for _, m := range f.slack.Messages() {
+				var md struct {
+					EventPayload struct{ Ref string } `json:"event_payload"`
 				}
-				// The engine retries later; the message goes out then.
-				if err := n.Notify(context.Background(), "rel-1/1", stageEvent(1, 1)); err != nil {
-					t.Fatalf("retry after the fault: %v", err)
+				if err := json.Unmarshal([]byte(m.Metadata), &md); err != nil || md.EventPayload.Ref == "" {
+					t.Errorf("message %s %q has no outbox ref in its metadata", m.TS, m.Text)
 				}
-				accepted = len(f.rec.accepted())
+				refs[md.EventPayload.Ref]++
 			}
-			if accepted != 1 {
-				t.Errorf("accepted posts = %d, want exactly 1", accepted)
+			for ref, count := range refs {
+				if count != 1 {
+					t.Errorf("message %s posted %d times", ref, count)
+				}
 			}
-			// The row after a fault edits the one message Slack accepted.
-			notifyAll(t, n, []keyedEvent{{"rel-1/2", rowEvent(f.plan, 1, 1, 1, rollout.Decision{Kind: rollout.Continue})}})
-			calls := f.rec.accepted()
-			if last := calls[len(calls)-1]; last.Method != "chat.update" || last.TS != "1700000000.000001" {
-				t.Errorf("row: %s on %q, want chat.update on the accepted post", last.Method, last.TS)
+			// Everything the engine said is in the channel.
+			posts := 0
+			for _, ke := range e.notified {
+				if ke.ev.Kind != rollout.EventRow && ke.ev.Kind != rollout.EventStage {
+					posts++
+				}
+			}
+			posts += 3 // the checklist, the go/no-go message, the stage message
+			if len(refs) != posts {
+				t.Errorf("messages in the channel: %d, want %d", len(refs), posts)
+			}
+			stage1 := showChannel(f.slack).withHeader(t, "v1.4.0 · stage 1/5")
+			if len(stage1) != 1 {
+				t.Fatalf("stage 1 messages: %d", len(stage1))
+			}
+			text := strings.Join(blockTexts(t, stage1[0].Blocks), "\n")
+			for _, r := range e.r.Rows {
+				if !strings.Contains(text, r.At.Format("15:04")) {
+					t.Errorf("stage table lacks the %s tick:\n%s", r.At.Format("15:04:05"), text)
+				}
+			}
+			if pending, _ := f.store.Pending(context.Background()); len(pending) != 0 {
+				t.Errorf("%d messages left in the outbox", len(pending))
 			}
 		})
 	}
 }
 
-func TestSlackNotifierTimeoutRetried(t *testing.T) {
-	f := newSlackFixture(t)
-	f.rec.fail("chat.postMessage", func(w http.ResponseWriter, r *http.Request) {
-		// Answer only once the client has given up on the request.
-		<-r.Context().Done()
-		serverError(w, r)
-	})
+func TestOutboxDeadAndTextOnly(t *testing.T) {
+	f := newFixture(t)
 	n := f.notifier()
-	n.CallTimeout = 20 * time.Millisecond
-	if err := n.Notify(context.Background(), "rel-1/1", stageEvent(1, 1)); err != nil {
-		t.Fatalf("Notify: %v", err)
+	ctx := context.Background()
+	f.slack.Fail("chat.postMessage", slackfake.SlackError("invalid_blocks"))
+	msgs := []OutboxMessage{
+		{Key: "k1", Op: OutboxUpsert, Ref: "r1", Channel: "#spark-warroom", Text: "table", Blocks: json.RawMessage(`[{"type":"divider"}]`)},
+		{Key: "k2", Op: OutboxPost, Channel: "#nowhere", Text: "lost?"},
+		{Key: "k3", Op: OutboxPost, Channel: "#spark-warroom", Text: "after the dead one"},
+		{Key: "k3", Op: OutboxPost, Channel: "#spark-warroom", Text: "same key again"},
 	}
-	if got := f.sleeps.all(); len(got) != 1 {
-		t.Errorf("sleeps = %v, want one backoff after the timeout", got)
+	if err := n.Outbox.Enqueue(ctx, msgs...); err != nil {
+		t.Fatal(err)
 	}
-	if got := len(f.rec.accepted()); got != 1 {
-		t.Errorf("accepted posts = %d, want 1", got)
+	if err := n.Outbox.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var texts []string
+	for _, m := range f.slack.Messages() {
+		texts = append(texts, m.Text)
+		if m.Text == "table" && m.Blocks != "" {
+			t.Errorf("blocks Slack refused were sent again")
+		}
+	}
+	if fmt.Sprint(texts) != fmt.Sprint([]string{"table", "after the dead one"}) {
+		t.Errorf("channel shows %q", texts)
+	}
+	dead, _ := f.store.Dead(ctx)
+	if len(dead) != 1 || dead[0].Key != "k2" || !strings.Contains(dead[0].LastError, "channel_not_found") {
+		t.Errorf("dead = %+v, want k2 with channel_not_found", dead)
+	}
+
+	bad := []OutboxMessage{{Op: OutboxPost, Channel: "C1"}, {Key: "x", Op: "send", Channel: "C1"}, {Key: "x", Op: OutboxUpsert, Channel: "C1"}, {Key: "x", Op: OutboxPost}}
+	for _, m := range bad {
+		if err := n.Outbox.Enqueue(ctx, m); err == nil {
+			t.Errorf("Enqueue(%+v) accepted", m)
+		}
 	}
 }
 
-func TestSlackNotifierNoStore(t *testing.T) {
-	n := &SlackNotifier{}
-	if err := n.Notify(context.Background(), "rel-1/1", stageEvent(1, 1)); !errors.Is(err, ErrSlackStoreMissing) {
+func TestOutboxMessageDeletedIsPostedAgain(t *testing.T) {
+	f := newFixture(t)
+	n := f.notifier()
+	ctx := context.Background()
+	up := func(key, text string) {
+		if err := n.Outbox.Enqueue(ctx, OutboxMessage{Key: key, Op: OutboxUpsert, Ref: "r", Channel: slackfake.ChannelID, Text: text}); err != nil {
+			t.Fatal(err)
+		}
+		if err := n.Outbox.Drain(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	up("1", "v1")
+	f.slack.Fail("chat.update", slackfake.SlackError("message_not_found"))
+	up("2", "v2")
+	up("3", "v3")
+	msgs := f.slack.Messages()
+	if len(msgs) != 2 || msgs[1].Text != "v3" || msgs[1].Edits != 1 {
+		t.Errorf("messages %+v: want the deleted one posted again and then edited", msgs)
+	}
+}
+
+func TestNotifierNeedsStore(t *testing.T) {
+	if err := (&SlackNotifier{}).Notify(context.Background(), "rel-1/1", rollout.Event{}); !errors.Is(err, ErrSlackStoreMissing) {
 		t.Errorf("err = %v, want ErrSlackStoreMissing", err)
 	}
 }
 
-func TestSlackNotifierTableFitsSection(t *testing.T) {
+func TestStageMessageLimits(t *testing.T) {
 	plan := config.Default()
-	n := &SlackNotifier{Plan: &plan, Render: report.Renderer{}}
 	tests := []struct {
 		name        string
 		rows        int
+		buttons     bool
 		wantDropped bool
 	}{
-		{"no rows", 0, false},
-		{"few rows", 3, false},
-		{"a long hold", 200, true},
+		{"no rows", 0, true, false},
+		{"a few ticks", 5, true, false},
+		{"a day-long hold", 3000, true, true},
+		{"no buttons", 40, false, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m := StageMessage{}
+			m := StageMessage{Release: "rel-1", Version: "v1.4.0", Stage: 3, Stages: 5, Weight: 25, Intro: strings.Repeat("intro ", 1000), Decision: strings.Repeat("why ", 1000)}
 			for i := range tt.rows {
-				m.Rows = append(m.Rows, StageRow{Text: fmt.Sprintf("%03d %s", i, strings.Repeat("x", 60))})
+				row := StageRow{Key: fmt.Sprint(i), At: t0.Add(time.Duration(i) * 30 * time.Second), Decision: rollout.Continue}
+				for _, s := range plan.Signals {
+					row.Readings = append(row.Readings, RowReading{Signal: s.Name, Value: s.Threshold * float64(i%7) / 10, Bound: s.Threshold, Verdict: rollout.Pass})
+				}
+				m.Rows = append(m.Rows, row)
 			}
-			got := n.table(m)
-			if len(got) > maxSectionChars {
-				t.Errorf("table is %d chars, Slack allows %d", len(got), maxSectionChars)
+			blocks, fallback := stageBlocks(&plan, m, tt.buttons)
+			if len(blocks) > MaxBlocks {
+				t.Errorf("%d blocks, Slack allows %d", len(blocks), MaxBlocks)
 			}
-			if !strings.HasPrefix(got, "```") || !strings.HasSuffix(got, "```") {
-				t.Errorf("table is not one code block: %q", got)
+			if len(fallback) > maxFallbackChars {
+				t.Errorf("fallback text %d chars", len(fallback))
 			}
-			if tt.rows > 0 && !strings.Contains(got, m.Rows[tt.rows-1].Text) {
-				t.Errorf("table lacks the latest row")
+			raw, err := json.Marshal(blocks)
+			if err != nil {
+				t.Fatal(err)
 			}
-			if dropped := strings.Contains(got, "earlier rows"); dropped != tt.wantDropped {
-				t.Errorf("dropped rows = %v, want %v", dropped, tt.wantDropped)
+			all := strings.Join(blockTexts(t, string(raw)), "\n")
+			for _, b := range parseBlocks(t, string(raw)) {
+				if b.Text != nil && len(b.Text.Text) > MaxSectionChars {
+					t.Errorf("%s block text %d chars, Slack allows %d", b.Type, len(b.Text.Text), MaxSectionChars)
+				}
+			}
+			table := stageTable(&plan, m)
+			if !strings.HasPrefix(table, "```") || !strings.HasSuffix(table, "```") {
+				t.Errorf("table is not one code block")
+			}
+			if tt.rows > 0 && !strings.Contains(all, m.Rows[tt.rows-1].At.Format("15:04")) {
+				t.Errorf("table lacks the latest tick")
+			}
+			if dropped := strings.Contains(table, "earlier ticks in the stage's evidence file"); dropped != tt.wantDropped && tt.buttons {
+				t.Errorf("dropped = %v, want %v", dropped, tt.wantDropped)
+			}
+			if got := len(actionIDs(t, string(raw))); (got == 3) != tt.buttons {
+				t.Errorf("%d buttons with buttons=%v", got, tt.buttons)
 			}
 		})
 	}
 }
 
-func TestSlackNotifierButtons(t *testing.T) {
-	for _, on := range []bool{false, true} {
-		t.Run(fmt.Sprint("buttons=", on), func(t *testing.T) {
-			f := newSlackFixture(t)
-			n := f.notifier()
-			n.Buttons = on
-			notifyAll(t, n, []keyedEvent{{"rel-1/1", stageEvent(2, 5)}})
-			calls := f.rec.accepted()
-			if len(calls) != 1 {
-				t.Fatalf("calls = %d, want 1", len(calls))
-			}
-			var blocks []struct {
-				Type     string `json:"type"`
-				Elements []struct {
-					ActionID string          `json:"action_id"`
-					Value    string          `json:"value"`
-					Confirm  json.RawMessage `json:"confirm"`
-				} `json:"elements"`
-			}
-			if err := json.Unmarshal([]byte(calls[0].Blocks), &blocks); err != nil {
-				t.Fatal(err)
-			}
-			var ids []string
-			for _, b := range blocks {
-				if b.Type != "actions" {
-					continue
+func TestGateMessageLimits(t *testing.T) {
+	long := strings.Repeat("detail ", 2000)
+	rel := ReleaseMessages{Release: "rel-1", Version: "v1.4.0", Actors: map[string]string{actorIC: "alice"}}
+	for _, s := range config.Default().Timeline {
+		rel.Steps = append(rel.Steps, StepResult{Name: s.Name, Status: rollout.GatePassed, Detail: long})
+	}
+	items := DefaultRedTeamReview()
+	for _, it := range items {
+		if len([]rune(it.Text)) > maxOptionChars || len([]rune(it.Guards)) > maxOptionChars || it.Guards == "" {
+			t.Errorf("review item %s: text or guards empty or over %d characters", it.ID, maxOptionChars)
+		}
+	}
+	for _, interactive := range []bool{false, true} {
+		for _, outcome := range []string{"", long} {
+			for name, blocks := range map[string][]any{
+				"review":   toAny(reviewBlocks(rel.Version, rel.Release, items, GateState{Outcome: outcome}, interactive)),
+				"go/no-go": toAny(goNoGoBlocks(rel, GateState{Outcome: outcome}, interactive)),
+			} {
+				raw, _ := json.Marshal(blocks)
+				if len(blocks) > MaxBlocks {
+					t.Errorf("%s: %d blocks", name, len(blocks))
 				}
-				for _, e := range b.Elements {
-					ids = append(ids, e.ActionID)
-					if e.Value != StageActionValue("rel-1", 2) {
-						t.Errorf("%s value = %q, want %q", e.ActionID, e.Value, StageActionValue("rel-1", 2))
-					}
-					if len(e.Confirm) == 0 {
-						t.Errorf("%s has no confirmation dialog", e.ActionID)
+				for _, b := range parseBlocks(t, string(raw)) {
+					if b.Text != nil && len(b.Text.Text) > MaxSectionChars {
+						t.Errorf("%s interactive=%v: %s text %d chars", name, interactive, b.Type, len(b.Text.Text))
 					}
 				}
 			}
-			want := []string{}
-			if on {
-				want = []string{ActionPromote, ActionHold, ActionRollback}
-			}
-			if fmt.Sprint(ids) != fmt.Sprint(want) {
-				t.Errorf("buttons = %v, want %v", ids, want)
+		}
+	}
+}
+
+func toAny[T any](blocks []T, _ string) []any {
+	out := make([]any, len(blocks))
+	for i, b := range blocks {
+		out[i] = b
+	}
+	return out
+}
+
+func TestTrendArrow(t *testing.T) {
+	rule := rollout.TrendRule{Lookback: 15 * time.Minute, Horizon: 15 * time.Minute}
+	hist := func(vals ...float64) []timedReading {
+		var out []timedReading
+		for i, v := range vals {
+			out = append(out, timedReading{RowReading{Value: v, Bound: 0.2, Verdict: rollout.Pass}, t0.Add(time.Duration(i) * time.Minute)})
+		}
+		return out
+	}
+	cur := func(v float64, verdict rollout.Verdict) RowReading {
+		return RowReading{Value: v, Bound: 0.2, Verdict: verdict}
+	}
+	at := t0.Add(3 * time.Minute)
+	tests := []struct {
+		name    string
+		history []timedReading
+		cur     RowReading
+		at      time.Time
+		want    string
+	}{
+		{"first reading", nil, cur(0.15, rollout.Pass), at, ArrowUnknown},
+		{"flat", hist(0.150, 0.151, 0.150), cur(0.150, rollout.Pass), at, ArrowFlat},
+		{"tiny wobble up is flat", hist(0.150, 0.1502, 0.1504), cur(0.1506, rollout.Pass), at, ArrowFlat},
+		{"climbing", hist(0.120, 0.130, 0.140), cur(0.150, rollout.Pass), at, ArrowRising},
+		{"falling", hist(0.180, 0.170, 0.160), cur(0.150, rollout.Pass), at, ArrowFalling},
+		{"engine says Rising", hist(0.150, 0.150, 0.150), cur(0.150, rollout.Rising), at, ArrowRising},
+		{"no data", hist(0.1, 0.2), cur(0, rollout.NoData), at, ArrowUnknown},
+		{"old readings outside the lookback", hist(0.01, 0.02), cur(0.150, rollout.Pass), t0.Add(time.Hour), ArrowUnknown},
+		{"query errors are skipped", []timedReading{{RowReading{Verdict: rollout.Error}, t0}}, cur(0.15, rollout.Pass), at, ArrowUnknown},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := trendArrow(rule, tt.cur, tt.at, tt.history); got != tt.want {
+				t.Errorf("trendArrow = %s, want %s", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestParseActionValue(t *testing.T) {
+	tests := []struct {
+		in      string
+		release string
+		stage   int
+		wantErr bool
+	}{
+		{StageActionValue("rel-1", 3), "rel-1", 3, false},
+		{StageActionValue("v1.4.0#2026", 0), "v1.4.0#2026", 0, false},
+		{"rel-1", "", 0, true},
+		{"#3", "", 0, true},
+		{"rel-1#x", "", 0, true},
+		{"rel-1#-1", "", 0, true},
+	}
+	for _, tt := range tests {
+		rel, stage, err := ParseActionValue(tt.in)
+		if (err != nil) != tt.wantErr || rel != tt.release || stage != tt.stage {
+			t.Errorf("ParseActionValue(%q) = %q, %d, %v", tt.in, rel, stage, err)
+		}
+		if err != nil && !errors.Is(err, ErrBadActionValue) {
+			t.Errorf("ParseActionValue(%q): %v is not ErrBadActionValue", tt.in, err)
+		}
+	}
+}
+
+func TestReviewTicked(t *testing.T) {
+	state := &slack.BlockActionStates{Values: map[string]map[string]slack.BlockAction{
+		ReviewBlockID(1): {ActionReviewItems: {SelectedOptions: []slack.OptionBlockObject{{Value: "RT12"}}}},
+		ReviewBlockID(0): {ActionReviewItems: {SelectedOptions: []slack.OptionBlockObject{{Value: "RT01"}, {Value: "RT03"}}}},
+		"other":          {"something": {SelectedOptions: []slack.OptionBlockObject{{Value: "nope"}}}},
+	}}
+	if got := ReviewTicked(state); fmt.Sprint(got) != "[RT01 RT03 RT12]" {
+		t.Errorf("ReviewTicked = %v", got)
+	}
+	if got := ReviewTicked(nil); got != nil {
+		t.Errorf("ReviewTicked(nil) = %v", got)
+	}
+}
+
+func TestReviewNote(t *testing.T) {
+	items := DefaultRedTeamReview()
+	var all []string
+	for _, it := range items {
+		all = append(all, it.ID)
+	}
+	if got := ReviewNote(items, all); got != "15/15 review items ticked" {
+		t.Errorf("all ticked: %q", got)
+	}
+	if got := ReviewNote(items, []string{"RT01", "RT99"}); !strings.HasPrefix(got, "1/15 review items ticked; not ticked: RT02 ") {
+		t.Errorf("one ticked: %q", got)
+	}
+}
+
+func TestOutboxRunDeliversInTheBackground(t *testing.T) {
+	f := newFixture(t)
+	n := f.notifier()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Outbox.Run(ctx) }()
+	f.slack.Fail("chat.postMessage", slackfake.RateLimited("2"))
+	e := newEngine(t, f, n)
+	e.toStages()
+	e.tick(nil)
+	// Notify only queued and woke the loop; wait for the loop to empty
+	// the queue.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		pending, err := f.store.Pending(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(pending) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d messages still queued: %+v", len(pending), pending[0])
+		}
+		runtime.Gosched()
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("Run returned %v, want context.Canceled", err)
+	}
+	if got := len(showChannel(f.slack).withHeader(t, "v1.4.0 · stage 1/5")); got != 1 {
+		t.Errorf("stage 1 messages: %d", got)
+	}
+	if waits := f.clock.all(); len(waits) == 0 || waits[0] != 2*time.Second {
+		t.Errorf("waits %v: the loop did not wait out Retry-After", waits)
 	}
 }
