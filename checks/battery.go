@@ -114,8 +114,10 @@ type BatteryOptions struct {
 	// test compares this release's with; empty skips that test.
 	PreviousSBOM string
 	// DSN is the PostgreSQL the outbox lives in; empty skips the outbox
-	// test.
+	// test. It is never written to the evidence.
 	DSN string
+	// Outbox configures the outbox lag test (query, bounds).
+	Outbox OutboxOptions
 	// TickVectors default to DefaultTickVectors.
 	TickVectors []TickVector
 	// BurstRequests and FloodRequests default to the runbook's 100 and 50;
@@ -532,20 +534,6 @@ func canonicalDecimal(s string) (string, error) {
 		out = "-" + out
 	}
 	return out, nil
-}
-
-// OutboxLag would read the pending outbox events' age from the database.
-// It is not built yet: without a DSN it says so, and with one it says the
-// query is missing, never that the lag is fine.
-func OutboxLag(ctx context.Context, o BatteryOptions) TestResult {
-	r := TestResult{Name: NameOutboxLag, Status: StatusSkipped}
-	if o.DSN == "" {
-		r.Detail = "not run: no DATABASE_URL (pass --dsn or set DATABASE_URL)"
-	} else {
-		r.Detail = "not run: the outbox lag query is not built yet (canarybot has no PostgreSQL client); run the runbook's psql query by hand"
-	}
-	r.Evidence = r.Detail + "\n"
-	return r
 }
 
 // SBOMDrift compares the licenses of the release's SBOM

@@ -138,6 +138,8 @@ type Service struct {
 	mux   *http.ServeMux
 	reg   *prometheus.Registry
 	fault atomic.Pointer[Fault]
+	// defects are the protections stripped from this instance (nil: none).
+	defects atomic.Pointer[Defects]
 
 	// timeScale multiplies the simulated sleeps (1 in production, 0 in
 	// tests). The histogram observes the unscaled simulated latency, so
@@ -511,7 +513,7 @@ func (s *Service) placeOrder(r *http.Request) apiResult {
 		return apiResult{http.StatusBadRequest, errorBody("missing header " + IdempotencyHeader + ": send a unique key per order")}
 	}
 	s.idempRequests.Inc()
-	if !s.remember(key) {
+	if !s.remember(key) && !s.currentDefects().NoIdempotency {
 		s.idempConflict.Inc()
 		return apiResult{http.StatusConflict, errorBody(fmt.Sprintf("idempotency key %q was already used", key))}
 	}
@@ -542,7 +544,7 @@ func (s *Service) remember(key string) bool {
 // of the simulated rate. Reports over the rate limit are answered 429 and
 // not counted as violations: they were never read.
 func (s *Service) cspReport(*http.Request) apiResult {
-	if !s.cspLimit.allow() {
+	if !s.currentDefects().NoRateLimit && !s.cspLimit.allow() {
 		return apiResult{http.StatusTooManyRequests, errorBody(fmt.Sprintf("too many CSP reports: at most %d per second, bursts of %d", cspReportRate, cspReportBurst))}
 	}
 	s.counts.add(strconv.Itoa(http.StatusNoContent), routeCSPReport, 0, 1)
@@ -572,6 +574,9 @@ func (s *Service) ws(w http.ResponseWriter, r *http.Request) {
 		return // Accept has answered the client.
 	}
 	defer c.CloseNow()
+	if s.currentDefects().DropWebSocket {
+		return // CloseNow: the connection ends without a close frame or a message.
+	}
 	// The client sends nothing; CloseRead answers its close frame and
 	// cancels ctx when it leaves.
 	ctx := c.CloseRead(context.Background())

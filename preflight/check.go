@@ -1,6 +1,6 @@
 // Package preflight runs the runbook's 60-second preflight: a list of
-// readiness checks (http, promql, git, command; postgres is declared but not
-// built yet) run concurrently within a time budget. Each check passes, fails,
+// readiness checks (http, promql, git, command, postgres) run concurrently
+// within a time budget. Each check passes, fails,
 // or cannot run, and a check that cannot run is never counted as passed.
 package preflight
 
@@ -24,9 +24,14 @@ const (
 	KindPromQL  = "promql"
 	KindGit     = "git"
 	KindCommand = "command"
-	// KindPostgres is declared so that the runbook's database checks are
-	// listed and reported; running them is not built yet.
+	// KindPostgres runs a read-only SQL query on PostgreSQL, or a SHOW
+	// command on pgBouncer's admin console, and compares the answer with
+	// a bound.
 	KindPostgres = "postgres"
+	// KindKubernetes is declared so that the runbook's cluster checks (a
+	// Deployment's ready replicas, the canary Ingress) can be listed and
+	// reported; running them is not built yet: they report cannot_run.
+	KindKubernetes = "kubernetes"
 )
 
 // Comparison operators of a promql check.
@@ -67,6 +72,9 @@ type Check struct {
 	MaxLatency time.Duration `yaml:"max_latency,omitempty"`
 
 	// promql: Query's single value must satisfy `value Op Value`.
+	// postgres: with Column, every row's Column must satisfy it; without,
+	// the number of rows must, and no op and value means rows == 0 (a
+	// query that lists what is wrong).
 	Query string   `yaml:"query,omitempty"`
 	Op    string   `yaml:"op,omitempty"`
 	Value *float64 `yaml:"value,omitempty"`
@@ -75,17 +83,31 @@ type Check struct {
 	Dir string `yaml:"dir,omitempty"`
 
 	// command: Argv is run without a shell and must exit 0 within Timeout
-	// (0 means the run's budget).
+	// (0 means the run's budget). postgres: Timeout bounds the connection
+	// and the statement (0 means DefaultPostgresTimeout), and never
+	// outlasts the budget.
 	Argv    []string      `yaml:"argv,omitempty"`
 	Timeout time.Duration `yaml:"timeout,omitempty"`
 
-	// postgres: the query it will run once the kind is built.
-	SQL string `yaml:"sql,omitempty"`
+	// postgres: SQL is the query, run in a read-only transaction (on
+	// pgBouncer's console, a SHOW command). The DSN is read from the
+	// environment variable DSNEnv (default DATABASE_URL), never from the
+	// checks file; a DSN naming the database "pgbouncer" is pgBouncer's
+	// admin console. Column names the column Op and Value apply to.
+	SQL    string `yaml:"sql,omitempty"`
+	DSNEnv string `yaml:"dsn_env,omitempty"`
+	Column string `yaml:"column,omitempty"`
+
+	// kubernetes: the Deployment whose replicas must all be ready, and
+	// the Ingress that must exist, in Namespace.
+	Namespace  string `yaml:"namespace,omitempty"`
+	Deployment string `yaml:"deployment,omitempty"`
+	Ingress    string `yaml:"ingress,omitempty"`
 
 	// Evidence names the file the check writes into the release's evidence
 	// ({version} is replaced): the response headers of an http check, the
 	// describe output of a git check, the stdout of a command, the value of
-	// a promql check. "" writes nothing.
+	// a promql check, the rows of a postgres check. "" writes nothing.
 	Evidence string `yaml:"evidence,omitempty"`
 }
 
@@ -107,7 +129,9 @@ func kindFields(kind string) ([]string, bool) {
 	case KindCommand:
 		return []string{"argv", "timeout"}, true
 	case KindPostgres:
-		return []string{"sql"}, true
+		return []string{"sql", "dsn_env", "column", "op", "value", "timeout"}, true
+	case KindKubernetes:
+		return []string{"namespace", "deployment", "ingress"}, true
 	}
 	return nil, false
 }
@@ -132,6 +156,11 @@ func (c Check) setFields() []string {
 	add("argv", len(c.Argv) > 0)
 	add("timeout", c.Timeout != 0)
 	add("sql", c.SQL != "")
+	add("dsn_env", c.DSNEnv != "")
+	add("column", c.Column != "")
+	add("namespace", c.Namespace != "")
+	add("deployment", c.Deployment != "")
+	add("ingress", c.Ingress != "")
 	return set
 }
 
@@ -147,7 +176,7 @@ func (c Check) Validate() error {
 	}
 	fields, ok := kindFields(c.Kind)
 	if !ok {
-		return fmt.Errorf("check %s: kind %q is unknown: use one of http, promql, git, command, postgres", c.Name, c.Kind)
+		return fmt.Errorf("check %s: kind %q is unknown: use one of http, promql, git, command, postgres, kubernetes", c.Name, c.Kind)
 	}
 	for _, f := range c.setFields() {
 		if !slices.Contains(fields, f) {
@@ -202,6 +231,12 @@ func (c Check) validateKind() error {
 		}
 		if c.Value == nil {
 			return errors.New("value is missing: give the bound the query's value is compared with")
+		}
+	case KindPostgres:
+		return c.validatePostgres()
+	case KindKubernetes:
+		if c.Deployment == "" && c.Ingress == "" {
+			return errors.New("neither deployment nor ingress is given: name the Deployment whose replicas must be ready, or the canary Ingress that must exist")
 		}
 	case KindCommand:
 		if len(c.Argv) == 0 || c.Argv[0] == "" {

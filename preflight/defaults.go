@@ -16,11 +16,12 @@ const (
 )
 
 // DefaultChecks are the runbook's 10 preflight checks. The http checks'
-// URLs are paths on the canary (Options.Canary). The four database checks
-// are of kind postgres, which is not built yet: they report cannot_run and
-// write no evidence.
+// URLs are paths on the canary (Options.Canary). The database checks read
+// their DSNs from $DATABASE_URL and, for pgBouncer's console,
+// $PGBOUNCER_ADMIN_URL; without them they report cannot_run.
 func DefaultChecks() []Check {
 	one, zero, eloop := 1.0, 0.0, 0.050
+	deadRatio, backupAge := MaxDeadRatio, float64(MaxBackupAge)
 	return []Check{
 		{Name: "release_tag", Kind: KindGit, Evidence: "release_tag.txt"},
 		{Name: "canary_health", Kind: KindHTTP, URL: "/healthz"},
@@ -30,16 +31,41 @@ func DefaultChecks() []Check {
 		{Name: "scrape_targets_up", Kind: KindPromQL, Query: QueryTargetsUp, Op: OpGE, Value: &one},
 		{Name: "no_auto_rollback_alert", Kind: KindPromQL, Query: QueryAutoRollbackFiring, Op: OpEQ, Value: &zero},
 		{Name: "eventloop_lag_p95", Kind: KindPromQL, Query: QueryEventLoopP95, Op: OpLE, Value: &eloop},
-		{Name: "prisma_migrations", Kind: KindPostgres,
-			SQL:      `SELECT migration_name, started_at, finished_at, rolled_back_at FROM _prisma_migrations WHERE finished_at IS NULL OR rolled_back_at IS NOT NULL`,
-			Evidence: "prisma_status_" + VersionPlaceholder + ".txt"},
-		{Name: "pg_dead_tuples_top5", Kind: KindPostgres,
-			SQL:      `SELECT relname, n_dead_tup, n_live_tup FROM pg_stat_user_tables ORDER BY n_dead_tup DESC LIMIT 5`,
+		PrismaMigrationsCheck(),
+		{Name: "pg_dead_tuples_top5", Kind: KindPostgres, SQL: SQLDeadTuplesTop5,
+			Column: "dead_ratio", Op: OpLE, Value: &deadRatio,
 			Evidence: "pg_dead_tuples_top5.txt"},
-		{Name: "pitr_backup_status", Kind: KindPostgres, SQL: `SELECT * FROM backup_status`},
-		{Name: "pgbouncer_pools", Kind: KindPostgres, SQL: `SHOW POOLS`,
-			Evidence: "pgbouncer_pools_" + VersionPlaceholder + ".tsv"},
+		{Name: "pitr_backup_status", Kind: KindPostgres, SQL: SQLBackupStatus,
+			Column: "backup_age_seconds", Op: OpLE, Value: &backupAge,
+			Evidence: "backup_status_" + VersionPlaceholder + ".txt"},
+		PgBouncerPoolsCheck(),
 	}
+}
+
+// PrismaMigrationsCheck passes when Prisma has no unfinished, failed or
+// rolled-back migration.
+func PrismaMigrationsCheck() Check {
+	return Check{Name: "prisma_migrations", Kind: KindPostgres, SQL: SQLPrismaPending,
+		Evidence: "prisma_status_" + VersionPlaceholder + ".txt"}
+}
+
+// PgBouncerPoolsCheck passes when no pool has a client waiting for a
+// server connection.
+func PgBouncerPoolsCheck() Check {
+	zero := 0.0
+	return Check{Name: "pgbouncer_pools", Kind: KindPostgres, SQL: SQLShowPools, DSNEnv: PgBouncerAdminEnv,
+		Column: "cl_waiting", Op: OpEQ, Value: &zero,
+		Evidence: "pgbouncer_pools_" + VersionPlaceholder + ".tsv"}
+}
+
+// DefaultCheck is the default check named name, false if there is none.
+func DefaultCheck(name string) (Check, bool) {
+	for _, c := range DefaultChecks() {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return Check{}, false
 }
 
 // Produces lists the evidence files a run of checks for version writes:

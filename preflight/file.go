@@ -81,7 +81,7 @@ func describeYAMLError(err error) string {
 	msgs := make([]string, 0, len(te.Errors))
 	for _, m := range te.Errors {
 		if sub := unknownField.FindStringSubmatch(m); sub != nil {
-			m = fmt.Sprintf("line %s: unknown key %q: a check's keys are name, kind, url, status, headers, body, max_latency, query, op, value, dir, argv, timeout, sql, evidence", sub[1], sub[2])
+			m = fmt.Sprintf("line %s: unknown key %q: a check's keys are name, kind, url, status, headers, body, max_latency, query, op, value, dir, argv, timeout, sql, dsn_env, column, namespace, deployment, ingress, evidence", sub[1], sub[2])
 		}
 		msgs = append(msgs, m)
 	}

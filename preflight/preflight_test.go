@@ -249,7 +249,7 @@ func TestCommandCheck(t *testing.T) {
 func TestDefaultChecksWithoutTargets(t *testing.T) {
 	t.Parallel()
 	ev := &memEvidence{}
-	rep, err := Run(context.Background(), DefaultChecks(), Options{Version: "v1.4.0", Repo: gitRepo(t, "v1.4.0", 0), Evidence: ev})
+	rep, err := Run(context.Background(), DefaultChecks(), Options{Version: "v1.4.0", Repo: gitRepo(t, "v1.4.0", 0), Evidence: ev, Getenv: noEnv})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,10 +259,10 @@ func TestDefaultChecksWithoutTargets(t *testing.T) {
 		"scrape_targets_up":      "no Prometheus URL configured",
 		"no_auto_rollback_alert": "no Prometheus URL configured",
 		"eventloop_lag_p95":      "no Prometheus URL configured",
-		"prisma_migrations":      "the postgres check kind is not built yet",
-		"pg_dead_tuples_top5":    "the postgres check kind is not built yet",
-		"pitr_backup_status":     "the postgres check kind is not built yet",
-		"pgbouncer_pools":        "the postgres check kind is not built yet",
+		"prisma_migrations":      "no DSN: $DATABASE_URL is not set",
+		"pg_dead_tuples_top5":    "no DSN: $DATABASE_URL is not set",
+		"pitr_backup_status":     "no DSN: $DATABASE_URL is not set",
+		"pgbouncer_pools":        "no DSN: $PGBOUNCER_ADMIN_URL is not set",
 	}
 	if len(rep.Results) != 10 {
 		t.Fatalf("%d results, want the runbook's 10", len(rep.Results))
@@ -343,7 +343,7 @@ func TestReportText(t *testing.T) {
 
 func TestProduces(t *testing.T) {
 	t.Parallel()
-	want := []string{"preflight.txt", "release_tag.txt", "csp_headers_v1.4.0.txt", "prisma_status_v1.4.0.txt", "pg_dead_tuples_top5.txt", "pgbouncer_pools_v1.4.0.tsv"}
+	want := []string{"preflight.txt", "release_tag.txt", "csp_headers_v1.4.0.txt", "prisma_status_v1.4.0.txt", "pg_dead_tuples_top5.txt", "backup_status_v1.4.0.txt", "pgbouncer_pools_v1.4.0.tsv"}
 	if got := (&Gate{}).Produces("v1.4.0"); !slices.Equal(got, want) {
 		t.Errorf("Produces: %q, want %q", got, want)
 	}
@@ -370,10 +370,10 @@ func TestGate(t *testing.T) {
 		g := &Gate{Checks: []Check{
 			{Name: "ok", Kind: KindCommand, Argv: []string{"true"}},
 			{Name: "prisma_migrations", Kind: KindPostgres, SQL: "SELECT 1"},
-		}, Options: Options{Evidence: ev}}
+		}, Options: Options{Evidence: ev, Getenv: noEnv}}
 		res, err := g.Run(context.Background(), release)
 		if err != nil || res.Status != rollout.GateFailed ||
-			res.Detail != "NO-GO: preflight 1/2 passed, 1 cannot run: prisma_migrations cannot run: the postgres check kind is not built yet" {
+			res.Detail != "NO-GO: preflight 1/2 passed, 1 cannot run: prisma_migrations cannot run: no DSN: $DATABASE_URL is not set" {
 			t.Fatalf("Run: %+v, %v", res, err)
 		}
 		if text, ok := ev.get("preflight.txt"); !ok || !strings.HasSuffix(text, "1/2 passed, 1 cannot run\n") {

@@ -99,7 +99,7 @@ func TestWithPrometheus(t *testing.T) {
 		t.Parallel()
 		ev := &memEvidence{}
 		rep, err := Run(context.Background(), DefaultChecks(), Options{
-			Version: "v1.4.0", Canary: canary.URL, Prometheus: prom, Repo: gitRepo(t, "v1.4.0", 0), Evidence: ev, Budget: 30 * time.Second,
+			Version: "v1.4.0", Canary: canary.URL, Prometheus: prom, Repo: gitRepo(t, "v1.4.0", 0), Evidence: ev, Budget: 30 * time.Second, Getenv: noEnv,
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -120,12 +120,12 @@ func TestWithPrometheus(t *testing.T) {
 			t.Errorf("evidence: %v, want the git and CSP files only (the postgres checks did not run)", got)
 		}
 
-		g := &Gate{Options: Options{Canary: canary.URL, Prometheus: prom, Repo: gitRepo(t, "v1.4.0", 0), Evidence: ev}}
+		g := &Gate{Options: Options{Canary: canary.URL, Prometheus: prom, Repo: gitRepo(t, "v1.4.0", 0), Evidence: ev, Getenv: noEnv}}
 		res, err := g.Run(context.Background(), &rollout.Release{ID: "r1", Version: "v1.4.0"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if res.Status != rollout.GateFailed || !strings.Contains(res.Detail, "prisma_migrations cannot run: the postgres check kind is not built yet") {
+		if res.Status != rollout.GateFailed || !strings.Contains(res.Detail, "prisma_migrations cannot run: no DSN: $DATABASE_URL is not set") {
 			t.Errorf("gate: %+v", res)
 		}
 	})

@@ -9,6 +9,8 @@ command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v amtool >/dev/null 2>&1 || need+=(prometheus-alertmanager)
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
 command -v npm >/dev/null 2>&1 || need+=(npm)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v pgbouncer >/dev/null 2>&1 || need+=(pgbouncer)
 
 if ((${#need[@]})); then
   sudo=""

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/canarybot/canarybot/demo"
+	"github.com/canarybot/canarybot/internal/testenv"
 )
 
 func TestBatteryCommand(t *testing.T) {
@@ -14,14 +15,16 @@ func TestBatteryCommand(t *testing.T) {
 	t.Run("passes against the demo service", func(t *testing.T) {
 		t.Parallel()
 		dir := t.TempDir()
-		out, code := cli(t, "battery", "v1.4.0", "--base", serveDemo(t, demo.TrackCanary), "--dsn", "postgres://127.0.0.1:1/none",
+		pg := testenv.Postgres(t, testenv.PostgresConfig{})
+		dsn := pg.DSN(pg.CreateDatabase(t, "../../checks/testdata/sql/outbox.sql", "../../checks/testdata/sql/outbox_smooth.sql"))
+		out, code := cli(t, "battery", "v1.4.0", "--base", serveDemo(t, demo.TrackCanary), "--dsn", dsn,
 			"--tick", "ETHUSDT:1.005:0.01:1.01", "--evidence-dir", dir)
 		if code != exitComplete {
 			t.Fatalf("exit %d, want 0:\n%s", code, out)
 		}
 		for _, want := range []string{"idempotency_burst", "decimal_tick_alignment   passed", "csp_flood                passed",
-			"outbox_lag               skipped", "not built yet", "sbom_license_drift       skipped", "the green button writes it",
-			"verdict: PASS; 2 not run", "written: " + filepath.Join(dir, "v1.4.0", "battery_v1.4.0.txt")} {
+			"outbox_lag               passed", "4 pending events, lag at most", "sbom_license_drift       skipped", "the green button writes it",
+			"verdict: PASS; 1 not run", "written: " + filepath.Join(dir, "v1.4.0", "battery_v1.4.0.txt")} {
 			if !strings.Contains(out, want) {
 				t.Errorf("output lacks %q:\n%s", want, out)
 			}

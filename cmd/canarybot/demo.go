@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"math"
 	"net"
 	"net/http"
@@ -112,6 +113,7 @@ derived from the plan and --speed.`,
 	fl.IntVar(&o.rps, "rps", 200, fmt.Sprintf("load: HTTP requests per second through the router, 1 to %d", demo.MaxRPS))
 	fl.IntVar(&o.wsClients, "ws-clients", 100, "load: WebSocket clients through the router, at least 1")
 	fl.BoolVar(&o.replace, "replace", false, "delete an existing <evidence-dir>/<version>/ and write the demo's evidence there (only needed outside ./"+defaultDemoEvidence+")")
+	c.AddCommand(newDemoServeCmd(g))
 	return c
 }
 
@@ -319,53 +321,12 @@ func runDemo(ctx context.Context, g *globals, o demoOptions) (*demoResult, error
 	}
 
 	clk := clock.NewScaled(time.Now().UTC().Truncate(time.Second), o.speed)
-	stable, canary := demo.NewService(demo.TrackStable, 1), demo.NewService(demo.TrackCanary, 2)
-	defer stable.Close()
-	defer canary.Close()
-	var servers []*http.Server
-	defer func() {
-		for _, s := range servers {
-			s.Close()
-		}
-	}()
-	serve := func(h http.Handler) (*url.URL, error) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		s := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
-		servers = append(servers, s)
-		go s.Serve(ln)
-		return &url.URL{Scheme: "http", Host: ln.Addr().String()}, nil
-	}
-	stableURL, err := serve(stable)
+	stack, err := newDemoStack(&plan, clk, log, o.rps, o.wsClients)
 	if err != nil {
 		return nil, err
 	}
-	canaryURL, err := serve(canary)
-	if err != nil {
-		return nil, err
-	}
-	router := traffic.NewLocal(stableURL, canaryURL)
-	routerURL, err := serve(router)
-	if err != nil {
-		return nil, err
-	}
-
-	target := func(u *url.URL, track string) signals.Target {
-		return signals.Target{URL: u.String() + "/metrics", Labels: map[string]string{
-			"track": track, "service": plan.Service, "job": plan.Service, "instance": u.Host}}
-	}
-	metrics, err := signals.NewEmbedded(signals.EmbeddedOptions{
-		Clock:       clk,
-		ScrapeEvery: max(50*time.Millisecond, clk.Real(15*time.Second)),
-		Targets:     []signals.Target{target(stableURL, demo.TrackStable), target(canaryURL, demo.TrackCanary)},
-		Rules:       deploy.CanaryRules(),
-		Logger:      log,
-	})
-	if err != nil {
-		return nil, err
-	}
+	canary, router, metrics, load := stack.canary, stack.router, stack.metrics, stack.load
+	stableURL, canaryURL, routerURL := stack.stableURL, stack.canaryURL, stack.routerURL
 	// stopBackground ends the metrics store, the load and a pending fault,
 	// and waits for them: after it, nothing writes to res.
 	var bg sync.WaitGroup
@@ -375,10 +336,9 @@ func runDemo(ctx context.Context, g *globals, o demoOptions) (*demoResult, error
 	}
 	defer func() {
 		stopBackground()
-		metrics.Close()
+		stack.close()
 	}()
 	runBackground(ctx, &bg, stop, "the metrics store", metrics.Run)
-	load := demo.NewLoad(demo.LoadConfig{Target: routerURL.String(), RPS: o.rps, WSClients: o.wsClients, WSSession: 500 * time.Millisecond, OrderShare: 0.5})
 	runBackground(ctx, &bg, stop, "the load generator", load.Run)
 
 	ev, err := evidence.Open(o.evidence, o.version)
@@ -603,4 +563,78 @@ func waitScraped(ctx context.Context, m rollout.Metrics) error {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// demoStack is the demo's stand-in for production: a stable and a canary
+// instance of the demo service, the weighted router in front of them, the
+// embedded metrics store scraping both, and the load generator aimed at the
+// router, all on loopback. Nothing runs in the background yet: the caller
+// runs metrics.Run and load.Run for as long as it needs them.
+type demoStack struct {
+	stable, canary                  *demo.Service
+	stableURL, canaryURL, routerURL *url.URL
+	router                          *traffic.Local
+	metrics                         *signals.Embedded
+	load                            *demo.Load
+	servers                         []*http.Server
+}
+
+// newDemoStack starts the services and the router, and makes the metrics
+// store (scraping every 15 s of clk's time) and the load.
+func newDemoStack(plan *rollout.Plan, clk *clock.Scaled, log *slog.Logger, rps, wsClients int) (s *demoStack, err error) {
+	s = &demoStack{stable: demo.NewService(demo.TrackStable, 1), canary: demo.NewService(demo.TrackCanary, 2)}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	serve := func(h http.Handler) (*url.URL, error) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+		s.servers = append(s.servers, srv)
+		go srv.Serve(ln)
+		return &url.URL{Scheme: "http", Host: ln.Addr().String()}, nil
+	}
+	if s.stableURL, err = serve(s.stable); err != nil {
+		return nil, err
+	}
+	if s.canaryURL, err = serve(s.canary); err != nil {
+		return nil, err
+	}
+	s.router = traffic.NewLocal(s.stableURL, s.canaryURL)
+	if s.routerURL, err = serve(s.router); err != nil {
+		return nil, err
+	}
+	target := func(u *url.URL, track string) signals.Target {
+		return signals.Target{URL: u.String() + "/metrics", Labels: map[string]string{
+			"track": track, "service": plan.Service, "job": plan.Service, "instance": u.Host}}
+	}
+	s.metrics, err = signals.NewEmbedded(signals.EmbeddedOptions{
+		Clock:       clk,
+		ScrapeEvery: max(50*time.Millisecond, clk.Real(15*time.Second)),
+		Targets:     []signals.Target{target(s.stableURL, demo.TrackStable), target(s.canaryURL, demo.TrackCanary)},
+		Rules:       deploy.CanaryRules(),
+		Logger:      log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.load = demo.NewLoad(demo.LoadConfig{Target: s.routerURL.String(), RPS: rps, WSClients: wsClients, WSSession: 500 * time.Millisecond, OrderShare: 0.5})
+	return s, nil
+}
+
+// close stops the servers, the metrics store and the services; the
+// background runs must have ended.
+func (s *demoStack) close() {
+	for _, srv := range s.servers {
+		srv.Close()
+	}
+	if s.metrics != nil {
+		s.metrics.Close()
+	}
+	s.canary.Close()
+	s.stable.Close()
 }

@@ -33,8 +33,9 @@ Without --checks, the runbook's 10 checks run: the git tag and describe
 (release_tag.txt), the canary's /healthz and its Content-Security-Policy
 (csp_headers_<version>.txt, needs --canary), scrape targets up, no
 auto_rollback alert firing and event-loop lag p95 (need --prometheus or
-PROMETHEUS_URL), and four database checks whose postgres kind is not built
-yet: they are reported as "cannot run", never as passed.
+PROMETHEUS_URL), and four database checks (kind postgres; DSNs from
+$DATABASE_URL and $PGBOUNCER_ADMIN_URL, never from a file): without a DSN or
+a reachable server they are reported as "cannot run", never as passed.
 
 Exit 0 only when every check passed; 1 when any failed or could not run;
 2 for bad input (a bad checks file, a bad URL).`,

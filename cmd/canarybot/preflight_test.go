@@ -108,9 +108,11 @@ func TestPreflightCommand(t *testing.T) {
 
 // TestPreflightDefaults runs the runbook's 10 checks with no Prometheus:
 // the database and promql checks cannot run, and the command says so.
-// Not parallel: it clears PROMETHEUS_URL.
+// Not parallel: it clears PROMETHEUS_URL and the DSNs.
 func TestPreflightDefaults(t *testing.T) {
 	t.Setenv("PROMETHEUS_URL", "")
+	t.Setenv("DATABASE_URL", "")
+	t.Setenv("PGBOUNCER_ADMIN_URL", "")
 	dir := t.TempDir()
 	out, code := cli(t, "preflight", "v1.4.0", "--canary", serveDemo(t, demo.TrackCanary), "--repo", taggedRepo(t, "v1.4.0"), "--evidence-dir", dir)
 	if code != exitFailure {
@@ -119,8 +121,8 @@ func TestPreflightDefaults(t *testing.T) {
 	for _, want := range []string{
 		"preflight v1.4.0: 3/10 passed, 7 cannot run",
 		"scrape_targets_up cannot run: no Prometheus URL configured (--prometheus or PROMETHEUS_URL)",
-		"prisma_migrations cannot run: the postgres check kind is not built yet",
-		"pgbouncer_pools cannot run: the postgres check kind is not built yet",
+		"prisma_migrations cannot run: no DSN: $DATABASE_URL is not set",
+		"pgbouncer_pools cannot run: no DSN: $PGBOUNCER_ADMIN_URL is not set",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
