@@ -13,6 +13,8 @@ func TestAuthorize(t *testing.T) {
 		"start": "r", "promote": "i", "hold": "i", "resume": "i", "rollback": "ir",
 		"drill": "iro", "status": "iro", "signals": "iro", "help": "iro", "ic": "r",
 		"freeze start": "r", "freeze lift": "r", "freeze status": "iro",
+		// buttons
+		"go": "i", "nogo": "i", "check": "iro", "review": "iro",
 		"deploy": "", "": "",
 	}
 	who := map[byte]string{'i': ic, 'r': rm, 'o': other}
@@ -61,5 +63,46 @@ func TestAuthorizeEdges(t *testing.T) {
 				t.Fatalf("Authorize = %v %q, want %v with %q", ok, why, tt.want, tt.whyHas)
 			}
 		})
+	}
+}
+
+func TestDirectory(t *testing.T) {
+	d, err := NewDirectory(map[string]string{"U0ALICE": "alice", "U0BOB": "bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Name("U0ALICE") != "alice" || d.Name("U0CAROL") != "U0CAROL" {
+		t.Fatalf("Name: %q %q", d.Name("U0ALICE"), d.Name("U0CAROL"))
+	}
+	if d.Mention("alice") != "<@U0ALICE>" || d.Mention("U0CAROL") != "<@U0CAROL>" || d.Mention("dave") != "@dave" {
+		t.Fatalf("Mention: %q %q %q", d.Mention("alice"), d.Mention("U0CAROL"), d.Mention("dave"))
+	}
+	// The IC as the CLI knows them ("alice") is the Slack user U0ALICE; a
+	// release manager configured by Slack ID is recognised by name.
+	tests := []struct {
+		verb, user string
+		want       bool
+		whyHas     string
+	}{
+		{"promote", "alice", true, ""},
+		{"promote", "bob", false, "(<@U0ALICE>)"},
+		{"rollback", "bob", true, ""},
+		{"ic", "alice", false, "(<@U0BOB>)"},
+	}
+	for _, tt := range tests {
+		ok, why := d.Authorize(tt.verb, tt.user, "alice", []string{"U0BOB"})
+		if ok != tt.want || !strings.Contains(why, tt.whyHas) {
+			t.Errorf("%s by %s = %v %q, want %v with %q", tt.verb, tt.user, ok, why, tt.want, tt.whyHas)
+		}
+	}
+	for _, bad := range []map[string]string{
+		{"alice": "alice"},
+		{"U0A": ""},
+		{"U0A": "x", "U0B": "x"},
+		{"U0A": "U0B"},
+	} {
+		if _, err := NewDirectory(bad); err == nil {
+			t.Errorf("NewDirectory(%v) accepted", bad)
+		}
 	}
 }

@@ -23,6 +23,12 @@ const (
 	VerbIC       Verb = "ic"
 	VerbFreeze   Verb = "freeze"
 	VerbHelp     Verb = "help"
+	// The verbs of buttons in the war-room messages: there is no
+	// `/canary go`, so that GO is always given on the checklist it answers.
+	VerbGo     Verb = "go"     // the IC's GO at go/no-go
+	VerbNoGo   Verb = "nogo"   // the IC's NO-GO: stop before traffic moves
+	VerbCheck  Verb = "check"  // a reviewer ticks a red-team checklist item
+	VerbReview Verb = "review" // the red-team review is done
 )
 
 // Freeze actions of `/canary freeze`.
@@ -44,6 +50,10 @@ type SlashCommand struct {
 	Reason       string        // hold, rollback
 	Target       string        // ic: a Slack user ID (U…/W…) or "@name"
 	FreezeAction string        // freeze
+	// Set by buttons only.
+	Release string // the release the pressed message is about
+	Stage   int    // the 1-based stage of a stage message's button; 0: none
+	Item    string // check: the checklist item
 }
 
 // usage is the right form of each verb, shown in errors and in help.
@@ -203,6 +213,19 @@ func (c SlashCommand) String() string {
 		parts = append(parts, Mention(c.Target))
 	case VerbFreeze:
 		parts = append(parts, c.FreezeAction)
+	case VerbNoGo:
+		if c.Reason != "" {
+			parts = append(parts, c.Reason)
+		}
+	case VerbCheck:
+		parts = append(parts, c.Item)
+		if c.Reason != "" {
+			parts = append(parts, c.Reason)
+		}
+	case VerbReview:
+		if c.Reason != "" {
+			parts = append(parts, c.Reason)
+		}
 	}
 	return strings.Join(parts, " ")
 }

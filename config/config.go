@@ -25,6 +25,8 @@ type Config struct {
 	EvidenceDir string
 	// StatePath is the embedded database file (yaml: state).
 	StatePath string
+	// Slack is the war-room's Slack settings (yaml: slack).
+	Slack Slack
 }
 
 // DefaultConfig is the configuration of an empty canary.yaml.
@@ -33,6 +35,7 @@ func DefaultConfig() Config {
 		Plan:        Default(),
 		EvidenceDir: "evidence",
 		StatePath:   "canarybot.db",
+		Slack:       DefaultSlack(),
 	}
 }
 

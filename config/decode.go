@@ -359,6 +359,7 @@ func (d *decoder) config(n *yaml.Node, c *Config) {
 		{"trend", d.trend(&p.Trend)},
 		{"timeline", d.timeline(&p.Timeline)},
 		{"first_night", d.firstNight(&p.FirstNight)},
+		{"slack", d.slack(&c.Slack)},
 	})
 }
 

@@ -150,6 +150,7 @@ func (e *encoder) config(c Config) *yaml.Node {
 			"lookback", durationNode(p.Trend.Lookback)),
 		"timeline", seq(steps...),
 		"first_night", pairs("cadence", seq(cadence...)),
+		"slack", e.slack(c.Slack),
 	)
 }
 

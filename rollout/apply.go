@@ -19,6 +19,14 @@ func (m *Machine) Apply(r *Release, c Command, now time.Time) error {
 			r.Commands = r.Commands[len(r.Commands)-maxRememberedCommands:]
 		}
 	}
+	if c.Kind == CmdNote {
+		kind := LogCommand
+		if c.Target == string(LogRefused) {
+			kind = LogRefused
+		}
+		m.log(r, now, c.User, kind, c.Reason)
+		return nil
+	}
 	if why := m.refusal(r, c, now); why != "" {
 		m.log(r, now, c.User, LogRefused, c.String()+" — refused: "+why)
 		m.notifyEvent(r, now, Event{Kind: EventCommand, Text: fmt.Sprintf("%s: `%s` refused: %s", c.User, c.String(), why), User: c.User, Detail: why})

@@ -21,6 +21,10 @@ const (
 	// CmdTrigger is a firing auto-rollback alert pushed by Alertmanager's
 	// webhook: it rolls back at once, like a trigger seen by polling.
 	CmdTrigger CommandKind = "trigger"
+	// CmdNote records in the war-room log what a front end decided by
+	// itself (a refusal in Slack): Reason is the line, Target its LogKind
+	// ("refused" or "command"). It changes nothing else.
+	CmdNote CommandKind = "note"
 )
 
 // TriggerUser is the user a pushed trigger is recorded under.

@@ -88,3 +88,30 @@ func TestLiftFreeze(t *testing.T) {
 		})
 	}
 }
+
+// TestNote: a front end's note lands in the war-room log under its kind and
+// changes nothing else; a repeat of the same ID is recorded once.
+func TestNote(t *testing.T) {
+	plan := shortPlan()
+	m := &rollout.Machine{Plan: plan, Render: textRenderer{}}
+	r := m.New("rel", "v1.4.0", "alice", time.Time{}, t0)
+	phase, ic := r.Phase, r.IC
+	note := rollout.Command{ID: "n1", Kind: rollout.CmdNote, User: "bob", Target: string(rollout.LogRefused), Reason: "promote refused in Slack: only the IC"}
+	for range 2 {
+		if err := m.Apply(r, note, t0); err != nil {
+			t.Fatalf("Apply(note): %v", err)
+		}
+	}
+	var got []rollout.LogEntry
+	for _, e := range r.Log {
+		if e.User == "bob" {
+			got = append(got, e)
+		}
+	}
+	if len(got) != 1 || got[0].Kind != rollout.LogRefused || got[0].Text != note.Reason {
+		t.Fatalf("log entries by bob: %+v, want one refused line with the note's text", got)
+	}
+	if r.Phase != phase || r.IC != ic {
+		t.Errorf("a note changed the release: phase %s→%s, IC %s→%s", phase, r.Phase, ic, r.IC)
+	}
+}

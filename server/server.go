@@ -1,6 +1,7 @@
-// Package server is canarybot's HTTP server for Slack: slash commands
-// verified, parsed and authorised before a handler sees them, health and
-// readiness probes, and Prometheus metrics.
+// Package server is canarybot's HTTP server for Slack: slash commands and
+// button presses verified, parsed and authorised before a handler sees them
+// (over HTTP or Socket Mode), health and readiness probes, and Prometheus
+// metrics.
 package server
 
 import (
@@ -16,6 +17,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -36,14 +38,21 @@ const (
 	maxBody            = 64 << 10
 )
 
-// SlashCommandRequest is a verified, parsed and authorised /canary command.
+// SlashCommandRequest is a verified, parsed and authorised /canary command,
+// typed or given by pressing a button in a war-room message.
 type SlashCommandRequest struct {
-	Command   bot.SlashCommand
-	Text      string // as typed
-	UserID    string
-	UserName  string
-	ChannelID string
-	TeamID    string
+	Command bot.SlashCommand
+	Text    string // as typed; for a button, the command it stands for
+	UserID  string // Slack user ID
+	// User is who the engine knows the person as: their CLI name from
+	// Options.Users, else UserID. An `ic` target is mapped the same way.
+	User        string
+	UserName    string
+	ChannelID   string
+	TeamID      string
+	ResponseURL string
+	// Button is set when the request came from a button press.
+	Button bool
 }
 
 // SlackResponse is the handler's answer. Ephemeral answers are seen only by
@@ -62,7 +71,13 @@ type Options struct {
 	Handler            func(ctx context.Context, req SlashCommandRequest) SlackResponse
 	// Authority returns the current release's IC and the release managers
 	// for bot.Authorize. Nil, or an error, allows only what anyone may do.
+	// The IC is a name as Users maps it; release managers are Slack IDs.
 	Authority func(ctx context.Context) (ic string, releaseManagers []string, err error)
+	// Users maps Slack user IDs to the names the engine and the CLI use.
+	Users bot.Directory
+	// OnRefused records a refused command or button press (the war-room
+	// log); it runs after the answer, never delaying it.
+	OnRefused func(ctx context.Context, req SlashCommandRequest, why string)
 	// AckTimeout is how long a handler may take before the request is
 	// acknowledged with "working on it" and the answer goes to response_url.
 	AckTimeout  time.Duration
@@ -100,7 +115,11 @@ type Server struct {
 	commands *prometheus.CounterVec
 	ack      prometheus.Histogram
 	triggers *prometheus.CounterVec
+	actions  *prometheus.CounterVec
 	late     sync.WaitGroup
+	// socket is set while Socket Mode runs: commands arrive without a
+	// signing secret then.
+	socket atomic.Bool
 }
 
 // New returns a server. An empty signing secret is allowed so that probes
@@ -132,19 +151,24 @@ func New(opt Options) *Server {
 	}, []string{"verb", "outcome"})
 	s.ack = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "canarybot_slack_ack_seconds",
-		Help:    "Time from receiving a slash command to acknowledging it (Slack allows 3 s).",
+		Help:    "Time from receiving a slash command or a button press to acknowledging it (Slack allows 3 s).",
 		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2, 2.5, 3, 5},
 	})
 	s.triggers = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "canarybot_alertmanager_webhooks_total",
 		Help: "Alertmanager webhook calls by outcome (rollback, ignored, bad_request, unauthorized, unavailable).",
 	}, []string{"outcome"})
-	s.reg.MustRegister(s.commands, s.ack, s.triggers)
+	s.actions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "canarybot_slack_interactions_total",
+		Help: "Button presses by action and outcome (ok, refused, malformed, unverified, ignored, error).",
+	}, []string{"action", "outcome"})
+	s.reg.MustRegister(s.commands, s.ack, s.triggers, s.actions)
 	s.reg.MustRegister(opt.Collectors...)
 	for pattern, h := range opt.Routes {
 		s.mux.Handle(pattern, h)
 	}
 	s.mux.HandleFunc("POST /slack/commands", s.slashCommand)
+	s.mux.HandleFunc("POST /slack/interactions", s.interaction)
 	s.mux.HandleFunc("POST /alertmanager/webhook", s.alertmanager)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	s.mux.HandleFunc("GET /readyz", s.readyz)
@@ -163,8 +187,8 @@ func (s *Server) Handler() http.Handler { return s.mux }
 // Ready reports whether Slack commands can be served, and if not why.
 func (s *Server) Ready() error {
 	switch {
-	case s.verifier == nil:
-		return errors.New("no Slack signing secret: set SLACK_SIGNING_SECRET")
+	case s.verifier == nil && !s.socket.Load():
+		return errors.New("no Slack signing secret: set SLACK_SIGNING_SECRET (or SLACK_APP_TOKEN for Socket Mode)")
 	case s.opt.Handler == nil:
 		return errors.New("no command handler")
 	}
@@ -212,30 +236,9 @@ func (s *Server) Wait() { s.late.Wait() }
 
 func (s *Server) slashCommand(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	verb, outcome := "unknown", "error"
-	defer func() {
-		s.commands.WithLabelValues(verb, outcome).Inc()
-		s.ack.Observe(time.Since(start).Seconds())
-	}()
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
-	if err != nil {
-		outcome = "unverified"
-		http.Error(w, "request body unreadable or over 64 KiB", http.StatusBadRequest)
-		return
-	}
-	if s.verifier == nil {
-		outcome = "unverified"
-		http.Error(w, "not configured: no Slack signing secret", http.StatusServiceUnavailable)
-		return
-	}
-	if err := s.verifier.Verify(r.Header, body); err != nil {
-		outcome = "unverified"
-		s.log.Warn("slash command refused", "err", err, "remote", r.RemoteAddr)
-		if errors.Is(err, bot.ErrReplayCacheFull) {
-			http.Error(w, "busy, retry", http.StatusServiceUnavailable)
-			return
-		}
-		http.Error(w, "unauthorized", http.StatusUnauthorized)
+	defer func() { s.ack.Observe(time.Since(start).Seconds()) }()
+	body, ok := s.verified(w, r, func() { s.commands.WithLabelValues("unknown", "unverified").Inc() })
+	if !ok {
 		return
 	}
 	// SlashCommandParse reads the form from the body we have already read
@@ -243,52 +246,72 @@ func (s *Server) slashCommand(w http.ResponseWriter, r *http.Request) {
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	sc, err := slack.SlashCommandParse(r)
 	if err != nil {
-		outcome = "malformed"
+		s.commands.WithLabelValues("unknown", "malformed").Inc()
 		http.Error(w, "bad form body", http.StatusBadRequest)
 		return
 	}
+	writeResponse(w, s.command(r.Context(), sc))
+}
+
+// verified reads the body and checks Slack's signature and the replay
+// cache; on failure it has answered and counted (with refuse) already.
+func (s *Server) verified(w http.ResponseWriter, r *http.Request, refuse func()) ([]byte, bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		refuse()
+		http.Error(w, "request body unreadable or over 64 KiB", http.StatusBadRequest)
+		return nil, false
+	}
+	if s.verifier == nil {
+		refuse()
+		http.Error(w, "not configured: no Slack signing secret", http.StatusServiceUnavailable)
+		return nil, false
+	}
+	if err := s.verifier.Verify(r.Header, body); err != nil {
+		refuse()
+		s.log.Warn("Slack request refused", "path", r.URL.Path, "err", err, "remote", r.RemoteAddr)
+		if errors.Is(err, bot.ErrReplayCacheFull) {
+			http.Error(w, "busy, retry", http.StatusServiceUnavailable)
+			return nil, false
+		}
+		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		return nil, false
+	}
+	return body, true
+}
+
+// command runs a verified slash command, from the HTTP endpoint or Socket
+// Mode: parse, authorise, and hand it to the handler. It returns what to
+// acknowledge with, within AckTimeout whatever the handler is doing; a
+// handler that takes longer answers through response_url.
+func (s *Server) command(ctx context.Context, sc slack.SlashCommand) SlackResponse {
+	verb, outcome := "unknown", "error"
+	defer func() { s.commands.WithLabelValues(verb, outcome).Inc() }()
 	cmd, err := bot.ParseCommand(sc.Text)
 	if err != nil {
 		outcome = "malformed"
 		s.log.Info("malformed slash command", "user", sc.UserID, "text", sc.Text, "err", err)
-		writeResponse(w, SlackResponse{Text: strings.TrimPrefix(err.Error(), bot.ErrMalformed.Error()+": ")})
-		return
+		return SlackResponse{Text: strings.TrimPrefix(err.Error(), bot.ErrMalformed.Error()+": ")}
 	}
 	verb = string(cmd.Verb)
 	if s.opt.Handler == nil {
-		writeResponse(w, SlackResponse{Text: "canarybot is starting up and cannot take commands yet; try again in a minute."})
-		return
+		return SlackResponse{Text: "canarybot is starting up and cannot take commands yet; try again in a minute."}
 	}
-	var ic string
-	var rms []string
-	if s.opt.Authority != nil {
-		// The lookup reads the state file, which another process may hold:
-		// bound it so the ack still comes within Slack's 3 s.
-		actx, cancel := context.WithTimeout(r.Context(), s.opt.AckTimeout/2)
-		if ic, rms, err = s.opt.Authority(actx); err != nil {
-			// Without the IC only open commands and the release managers'
-			// (rollback, ic, start) remain possible.
-			s.log.Warn("authority lookup failed; IC-only commands refused", "err", err)
-			ic = ""
-		}
-		cancel()
-	}
-	if ok, why := bot.Authorize(cmd.AuthVerb(), sc.UserID, ic, rms); !ok {
+	req := SlashCommandRequest{Command: cmd, Text: sc.Text, UserID: sc.UserID, UserName: sc.UserName,
+		ChannelID: sc.ChannelID, TeamID: sc.TeamID, ResponseURL: sc.ResponseURL}
+	if why, ok := s.authorize(ctx, &req); !ok {
 		outcome = "refused"
-		s.log.Info("slash command refused", "user", sc.UserID, "verb", verb, "why", why)
-		writeResponse(w, SlackResponse{Text: why})
-		return
+		return SlackResponse{Text: why}
 	}
-	req := SlashCommandRequest{Command: cmd, Text: sc.Text, UserID: sc.UserID, UserName: sc.UserName, ChannelID: sc.ChannelID, TeamID: sc.TeamID}
 	// The handler runs detached from the request so that it may finish
 	// after the ack and post its answer to response_url.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.opt.WorkTimeout)
+	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opt.WorkTimeout)
 	done := make(chan SlackResponse, 1)
 	s.late.Add(1)
 	go func() {
 		defer s.late.Done()
 		defer cancel()
-		done <- s.opt.Handler(ctx, req)
+		done <- s.opt.Handler(hctx, req)
 	}()
 	timer := time.NewTimer(s.opt.AckTimeout)
 	defer timer.Stop()
@@ -296,8 +319,7 @@ func (s *Server) slashCommand(w http.ResponseWriter, r *http.Request) {
 	case resp := <-done:
 		outcome = "ok"
 		s.log.Info("slash command", "user", sc.UserID, "verb", verb)
-		writeResponse(w, resp)
-		return
+		return resp
 	case <-timer.C:
 	}
 	outcome = "deferred"
@@ -310,7 +332,48 @@ func (s *Server) slashCommand(w http.ResponseWriter, r *http.Request) {
 			s.log.Error("posting the late answer to response_url failed", "user", sc.UserID, "verb", verb, "err", err)
 		}
 	}()
-	writeResponse(w, SlackResponse{Text: fmt.Sprintf("Working on `/canary %s`… the answer will follow here.", cmd.String())})
+	return SlackResponse{Text: fmt.Sprintf("Working on `/canary %s`… the answer will follow here.", cmd.String())}
+}
+
+// authorize maps the Slack user (and an `ic` target) to the names the
+// engine knows, applies the authority matrix, and records a refusal.
+func (s *Server) authorize(ctx context.Context, req *SlashCommandRequest) (why string, ok bool) {
+	req.User = s.opt.Users.Name(req.UserID)
+	if req.Command.Verb == bot.VerbIC && !strings.HasPrefix(req.Command.Target, "@") {
+		req.Command.Target = s.opt.Users.Name(req.Command.Target)
+	}
+	var ic string
+	var rms []string
+	if s.opt.Authority != nil {
+		// The lookup reads the state file, which another process may hold:
+		// bound it so the ack still comes within Slack's 3 s.
+		actx, cancel := context.WithTimeout(ctx, s.opt.AckTimeout/2)
+		var err error
+		if ic, rms, err = s.opt.Authority(actx); err != nil {
+			// Without the IC only open commands and the release managers'
+			// (rollback, ic, start) remain possible.
+			s.log.Warn("authority lookup failed; IC-only commands refused", "err", err)
+			ic = ""
+		}
+		cancel()
+	}
+	ok, why = s.opt.Users.Authorize(req.Command.AuthVerb(), req.User, ic, rms)
+	if ok {
+		return "", true
+	}
+	s.log.Info("refused", "user", req.UserID, "as", req.User, "verb", req.Command.AuthVerb(), "why", why)
+	if s.opt.OnRefused != nil {
+		// Recorded after the answer, so that a slow state file never delays it.
+		r := *req
+		s.late.Add(1)
+		go func() {
+			defer s.late.Done()
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opt.WorkTimeout)
+			defer cancel()
+			s.opt.OnRefused(rctx, r, why)
+		}()
+	}
+	return why, false
 }
 
 func (s *Server) postLate(responseURL string, resp SlackResponse) error {

@@ -4,23 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/canarybot/canarybot/bot"
-	"github.com/canarybot/canarybot/checks"
-	"github.com/canarybot/canarybot/clock"
 	"github.com/canarybot/canarybot/evidence"
-	"github.com/canarybot/canarybot/preflight"
 	"github.com/canarybot/canarybot/rollout"
-	"github.com/canarybot/canarybot/signals"
-	"github.com/canarybot/canarybot/traffic"
 )
 
 type runOptions struct {
@@ -105,49 +97,11 @@ func runRelease(ctx context.Context, g *globals, version string, o runOptions) e
 	if err != nil {
 		return &exitError{code: exitBadInput, err: err}
 	}
-	stableURL, err := backendURL("stable", o.stable)
+	pp, err := openProduction(ctx, &plan, o, log)
 	if err != nil {
-		return &exitError{code: exitBadInput, err: err}
+		return err
 	}
-	canaryURL, err := backendURL("canary", o.canary)
-	if err != nil {
-		return &exitError{code: exitBadInput, err: err}
-	}
-	promURL := o.prometheus
-	if promURL == "" {
-		promURL = os.Getenv("PROMETHEUS_URL")
-	}
-	if promURL == "" {
-		return badInput("no Prometheus: set PROMETHEUS_URL or pass --prometheus http://host:9090")
-	}
-	prom, err := signals.NewPrometheus(signals.PrometheusOptions{
-		URL:         promURL,
-		BearerToken: os.Getenv("PROMETHEUS_BEARER_TOKEN"),
-		Logger:      log,
-	})
-	if err != nil {
-		return &exitError{code: exitBadInput, err: err}
-	}
-	var queries []string
-	for _, s := range plan.Signals {
-		queries = append(queries, plan.ResolveQuery(s.Query))
-		if s.Relative {
-			queries = append(queries, plan.ResolveQuery(s.BaselineQuery))
-		}
-	}
-	if err := prom.Check(ctx, queries); err != nil {
-		return &exitError{code: exitBadInput, err: fmt.Errorf("the plan's queries do not all run against %s; fix them before the release:\n%w", promURL, err)}
-	}
-
-	router := traffic.NewLocal(stableURL, canaryURL)
-	ln, err := net.Listen("tcp", o.listen)
-	if err != nil {
-		return &exitError{code: exitBadInput, err: fmt.Errorf("--listen %s: %w", o.listen, err)}
-	}
-	srv := &http.Server{Handler: router, ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
-	defer srv.Close()
-
+	defer pp.Close()
 	p, err := g.open()
 	if err != nil {
 		return err
@@ -156,33 +110,10 @@ func runRelease(ctx context.Context, g *globals, version string, o runOptions) e
 	if err != nil {
 		return err
 	}
-	gates := map[rollout.StepName]rollout.Gate{
-		// The micro blast radius probes the canary backend directly.
-		rollout.StepBlast: &checks.BlastGate{Options: checks.BlastOptions{URL: canaryURL.String(), N: checks.DefaultBlastN}, Evidence: ev},
-	}
-	if o.preflight != "" {
-		list, err := preflight.LoadChecks(o.preflight)
-		if err != nil {
-			return &exitError{code: exitBadInput, err: err}
-		}
-		gates[rollout.StepPreflight] = &preflight.Gate{Checks: list, Options: preflight.Options{
-			Version: version, Canary: canaryURL.String(), Prometheus: prom, Repo: ".", Evidence: ev}}
-	}
-	rn := &rollout.Runner{
-		Machine:   &rollout.Machine{Plan: &plan, Render: p.render},
-		Metrics:   prom,
-		Alerts:    prom,
-		Traffic:   router,
-		Notifier:  &bot.Terminal{W: g.out, Plan: &plan, Render: p.render},
-		Evidence:  ev,
-		Store:     p.store,
-		Clock:     clock.Real{},
-		Inbox:     p.store,
-		InboxPoll: time.Second,
-		Log:       log,
-	}
+	e := pp.engine(p, &plan, ev, version, &bot.Terminal{W: g.out, Plan: &plan, Render: p.render}, log)
+	rn := e.Runner
 	fmt.Fprintf(g.out, "canarybot run %s: router on %s (stable %s, canary %s); signals from %s; state %s; evidence %s\n",
-		version, ln.Addr(), stableURL.Host, canaryURL.Host, promURL, cfg.StatePath, ev.Path())
+		version, pp.routerLn.Addr(), pp.stable.Host, pp.canary.Host, pp.promURL, cfg.StatePath, ev.Path())
 	r, err := p.store.Load(ctx, version)
 	switch {
 	case errors.Is(err, rollout.ErrNotFound):
@@ -199,14 +130,14 @@ func runRelease(ctx context.Context, g *globals, version string, o runOptions) e
 		}
 		fmt.Fprintf(g.out, "resuming %s in phase %s (stage %d, weight %d%%)\n", version, r.Phase, r.CurrentStage(), r.Weight)
 	}
-	if err := expectEvidence(ev, &plan, r, gates); err != nil {
+	if err := e.Expect(r); err != nil {
 		return err
 	}
 	r, err = rn.Run(ctx, version)
 	if err != nil {
 		return err
 	}
-	if err := expectEvidence(ev, &plan, r, gates); err != nil {
+	if err := e.Expect(r); err != nil {
 		return err
 	}
 	fmt.Fprintf(g.out, "\nrelease %s: %s\n%s\n", r.Version, r.Phase, strings.TrimSpace(p.render.OneLiner(&plan, r)))
