@@ -436,7 +436,7 @@ func newEvidenceCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	c.AddCommand(verify, check)
+	c.AddCommand(verify, check, newEvidenceCommitCmd(g))
 	return c
 }
 

@@ -124,7 +124,7 @@ func newRoot(out, errOut io.Writer) *cobra.Command {
 		newCommandCmd(g, rollout.CmdReview, "review [note]", "Record the red-team review as done (T-5)"),
 		newCommandCmd(g, rollout.CmdAbort, "abort <reason>", "NO-GO: stop the release before traffic moves (IC only)"),
 		newHandoverCmd(g),
-		newRollbackCmd(g), newBlastCmd(g), newReadyCmd(g), newDiagnoseCmd(g), newPreflightCmd(g), newBatteryCmd(g), newSBOMCmd(g), newServeCmd(g), newFreezeCmd(g), newProvenanceCmd(g), newVerifyCmd(g), newOneLinerCmd(g), newRCACmd(g), newEvidenceCmd(g), newConfigCmd(g), newVersionCmd(g),
+		newRollbackCmd(g), newBlastCmd(g), newReadyCmd(g), newDiagnoseCmd(g), newGreenButtonCmd(g), newReleaseCmd(g), newPreflightCmd(g), newBatteryCmd(g), newSBOMCmd(g), newServeCmd(g), newFreezeCmd(g), newProvenanceCmd(g), newVerifyCmd(g), newOneLinerCmd(g), newRCACmd(g), newEvidenceCmd(g), newConfigCmd(g), newVersionCmd(g),
 	)
 	return root
 }

@@ -1,19 +1,23 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
 	"github.com/canarybot/canarybot/sbom"
 )
 
-// newSBOMCmd groups the SBOM commands; drift is the license drift check
-// between two releases' SBOMs.
+// newSBOMCmd groups the SBOM commands: generate makes a release's SBOM,
+// drift is the license drift check between two releases' SBOMs.
 func newSBOMCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "sbom",
-		Short: "SBOM checks: license drift between two releases",
+		Short: "SBOMs: generate a release's, check license drift between two releases",
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
 				return badInput("unknown sbom command %q; see `canarybot sbom --help`", args[0])
@@ -22,8 +26,113 @@ func newSBOMCmd(g *globals) *cobra.Command {
 		},
 		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 	}
-	c.AddCommand(newSBOMDriftCmd(g))
+	c.AddCommand(newSBOMGenerateCmd(g), newSBOMDriftCmd(g))
 	return c
+}
+
+func newSBOMGenerateCmd(g *globals) *cobra.Command {
+	var dir, binary, output, modCache string
+	var exclude []string
+	var noDefaults bool
+	c := &cobra.Command{
+		Use:   "generate <version> [--dir .] [--binary FILE] [--output DIR]",
+		Short: "SBOM of a source directory and/or a built binary: sbom_<version>.json (SPDX) and sbom_<version>.cdx.json (CycloneDX)",
+		Long: `Catalogs --dir (default the working directory) and/or --binary with syft
+(linked in, no syft binary needed) and writes SPDX 2.3 JSON as
+sbom_<version>.json and CycloneDX JSON as sbom_<version>.cdx.json into
+the release's evidence directory (added to its manifest), or into --output
+as plain files.
+Excluded from --dir: ` + fmt.Sprint(sbom.DefaultExcludes()) + `
+and each --exclude (./path from the top, or **/name at any depth).
+Go module licenses are read from the module cache only (--modcache, default
+$GOMODCACHE, $GOPATH/pkg/mod, ~/go/pkg/mod): no go tool run, no network.
+Run ` + "`go mod download`" + ` first. License coverage is printed; an SBOM with no
+license at all fails and is not written.
+Exit 0 written, 1 no packages or no licenses, 2 bad input.`,
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return badInput("generate takes one <version>, got %d arguments, e.g. `canarybot sbom generate v1.4.0 --dir .`", len(args))
+			}
+			release := args[0]
+			if dir == "" && binary == "" {
+				dir = "."
+			}
+			res, err := sbom.Generate(cmd.Context(), sbom.GenerateOptions{
+				Dir: dir, Binary: binary, Exclude: exclude, NoDefaultExcludes: noDefaults,
+				ModCacheDir: modCache, Name: filepath.Base(absPath(dir, binary)), Version: release, ToolVersion: version,
+			})
+			switch {
+			case errors.Is(err, sbom.ErrBadExclude), errors.Is(err, fs.ErrNotExist):
+				return badInput("%v", err)
+			case errors.Is(err, sbom.ErrNoLicenses), errors.Is(err, sbom.ErrNoPackages):
+				fmt.Fprintf(g.out, "license coverage: %s\n", res.Coverage())
+				return &exitError{code: exitFailure, err: fmt.Errorf("SBOM not written: %w", err)}
+			case err != nil:
+				return err
+			}
+			files := []struct {
+				name string
+				data []byte
+			}{{sbom.SPDXName(release), res.SPDX}, {sbom.CycloneDXName(release), res.CycloneDX}}
+			var where string
+			if output != "" {
+				if err := os.MkdirAll(output, 0o755); err != nil {
+					return err
+				}
+				for _, f := range files {
+					if err := os.WriteFile(filepath.Join(output, f.name), f.data, 0o644); err != nil {
+						return err
+					}
+				}
+				where = output
+			} else {
+				ev, err := g.evidenceFor(release)
+				if err != nil {
+					return err
+				}
+				for _, f := range files {
+					if err := ev.Write(cmd.Context(), f.name, f.data); err != nil {
+						return err
+					}
+				}
+				where = ev.Path()
+			}
+			fmt.Fprintf(g.out, "license coverage: %s (module cache %s)\n", res.Coverage(), res.ModCacheDir)
+			if n := len(res.Unlicensed); n > 0 {
+				show := res.Unlicensed[:min(n, 10)]
+				fmt.Fprintf(g.out, "without a license: %v", show)
+				if n > len(show) {
+					fmt.Fprintf(g.out, " and %d more", n-len(show))
+				}
+				fmt.Fprintln(g.out)
+			}
+			for _, f := range files {
+				fmt.Fprintf(g.out, "written: %s\n", filepath.Join(where, f.name))
+			}
+			return nil
+		},
+	}
+	fl := c.Flags()
+	fl.StringVar(&dir, "dir", "", "source directory to catalog (default . when --binary is not given)")
+	fl.StringVar(&binary, "binary", "", "a built binary to catalog")
+	fl.StringArrayVar(&exclude, "exclude", nil, "exclusion besides the defaults: ./path or **/name, repeatable")
+	fl.BoolVar(&noDefaults, "no-default-excludes", false, "catalog test fixtures, build outputs and evidence too")
+	fl.StringVar(&modCache, "modcache", "", "Go module cache to read licenses from")
+	fl.StringVar(&output, "output", "", "write the two files into this directory instead of the evidence")
+	return c
+}
+
+// absPath names what the SBOM is of: the directory, else the binary.
+func absPath(dir, binary string) string {
+	p := dir
+	if p == "" {
+		p = binary
+	}
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
 }
 
 func newSBOMDriftCmd(g *globals) *cobra.Command {

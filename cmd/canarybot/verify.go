@@ -23,6 +23,9 @@ func newVerifyCmd(g *globals) *cobra.Command {
 that the payload is an in-toto Statement v1 with a valid SLSA Provenance v1
 predicate, and that each --artifact's sha256 matches the subject of the same
 file name. Without --artifact only the envelope is checked, and it says so.
+A signed go/no-go record (go_nogo_signed_<version>.txt.sig) is checked the
+same way: signature, payload type, and with --artifact go_nogo_signed_<version>.txt
+that the file is exactly the signed text.
 Exit 0 verified, 1 not verified (the message says which check failed), 2 bad input.`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -39,6 +42,9 @@ Exit 0 verified, 1 not verified (the message says which check failed), 2 bad inp
 			pub, err := os.ReadFile(keyPath)
 			if err != nil {
 				return badInput("--key: %v", err)
+			}
+			if pt, err := provenance.EnvelopePayloadType(envelope); err == nil && pt == provenance.RecordPayloadType {
+				return verifyRecord(cmd.Context(), g, args[0], keyPath, envelope, pub, artifacts)
 			}
 			rep, err := provenance.Verify(cmd.Context(), envelope, pub, artifacts)
 			switch {
