@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/api"
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	promconfig "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 
 	"github.com/canarybot/canarybot/rollout"
@@ -51,6 +51,21 @@ var ErrUnavailable = errors.New("Prometheus is unavailable")
 // query must be fixed.
 var ErrBadQuery = errors.New("Prometheus rejected the query")
 
+// The environment variables PrometheusOptionsFromEnv reads. A secret may be
+// given inline or, better, as a file (a mounted Secret); a file is read again
+// for every request, so a rotated token is picked up without a restart.
+const (
+	EnvPrometheusURL               = "PROMETHEUS_URL"
+	EnvPrometheusBearerToken       = "PROMETHEUS_BEARER_TOKEN"
+	EnvPrometheusBearerTokenFile   = "PROMETHEUS_BEARER_TOKEN_FILE"
+	EnvPrometheusBasicUser         = "PROMETHEUS_BASIC_AUTH_USER"
+	EnvPrometheusBasicPassword     = "PROMETHEUS_BASIC_AUTH_PASSWORD"
+	EnvPrometheusBasicPasswordFile = "PROMETHEUS_BASIC_AUTH_PASSWORD_FILE"
+	EnvPrometheusCAFile            = "PROMETHEUS_CA_FILE"
+	EnvPrometheusCertFile          = "PROMETHEUS_CERT_FILE"
+	EnvPrometheusKeyFile           = "PROMETHEUS_KEY_FILE"
+)
+
 // PrometheusOptions configures NewPrometheus. Printing or logging it never
 // shows the token or the password.
 type PrometheusOptions struct {
@@ -61,12 +76,17 @@ type PrometheusOptions struct {
 	// BearerToken, when set, is sent as "Authorization: Bearer …". Take it
 	// from the environment; it is never logged or put in an error.
 	BearerToken string
-	// BasicUser and BasicPassword, when set, are sent as basic auth. Use
-	// them or BearerToken, not both.
+	// BearerTokenFile names a file holding the bearer token, read for
+	// every request. Use it or BearerToken, not both.
+	BearerTokenFile string
+	// BasicUser and BasicPassword (or BasicPasswordFile), when set, are
+	// sent as basic auth. Use basic auth or a bearer token, not both.
 	BasicUser, BasicPassword string
-	// TLSCAFile is a PEM bundle of CAs to trust for an https URL, on top of
-	// the system's.
-	TLSCAFile string
+	BasicPasswordFile        string
+	// TLSCAFile is a PEM bundle of the CAs to trust for an https URL,
+	// instead of the system's. TLSCertFile and TLSKeyFile are a client
+	// certificate, for a server that wants one.
+	TLSCAFile, TLSCertFile, TLSKeyFile string
 	// InsecureSkipVerify turns off certificate checks (a test server with
 	// a self-signed certificate); it is logged as a warning.
 	InsecureSkipVerify bool
@@ -75,20 +95,41 @@ type PrometheusOptions struct {
 	Logger  *slog.Logger
 }
 
+// PrometheusOptionsFromEnv reads the Env* variables through getenv (pass
+// os.Getenv). It checks nothing: NewPrometheus does.
+func PrometheusOptionsFromEnv(getenv func(string) string) PrometheusOptions {
+	return PrometheusOptions{
+		URL:               getenv(EnvPrometheusURL),
+		BearerToken:       getenv(EnvPrometheusBearerToken),
+		BearerTokenFile:   getenv(EnvPrometheusBearerTokenFile),
+		BasicUser:         getenv(EnvPrometheusBasicUser),
+		BasicPassword:     getenv(EnvPrometheusBasicPassword),
+		BasicPasswordFile: getenv(EnvPrometheusBasicPasswordFile),
+		TLSCAFile:         getenv(EnvPrometheusCAFile),
+		TLSCertFile:       getenv(EnvPrometheusCertFile),
+		TLSKeyFile:        getenv(EnvPrometheusKeyFile),
+	}
+}
+
 func (o PrometheusOptions) authKind() string {
 	switch {
 	case o.BearerToken != "":
 		return "bearer"
+	case o.BearerTokenFile != "":
+		return "bearer (file)"
+	case o.BasicPasswordFile != "":
+		return "basic (password file)"
 	case o.BasicUser != "" || o.BasicPassword != "":
 		return "basic"
 	}
 	return "none"
 }
 
-// String shows the options without their secrets.
+// String shows the options without their secrets (file names are shown:
+// they are not secret, and say where to look).
 func (o PrometheusOptions) String() string {
-	return fmt.Sprintf("PrometheusOptions{URL: %q, Auth: %s, TLSCAFile: %q, InsecureSkipVerify: %t, Timeout: %s}",
-		displayURL(o.URL), o.authKind(), o.TLSCAFile, o.InsecureSkipVerify, o.Timeout)
+	return fmt.Sprintf("PrometheusOptions{URL: %q, Auth: %s, BearerTokenFile: %q, BasicPasswordFile: %q, TLSCAFile: %q, TLSCertFile: %q, InsecureSkipVerify: %t, Timeout: %s}",
+		displayURL(o.URL), o.authKind(), o.BearerTokenFile, o.BasicPasswordFile, o.TLSCAFile, o.TLSCertFile, o.InsecureSkipVerify, o.Timeout)
 }
 
 // GoString keeps %#v from printing the secrets.
@@ -100,6 +141,7 @@ func (o PrometheusOptions) LogValue() slog.Value {
 		slog.String("url", displayURL(o.URL)),
 		slog.String("auth", o.authKind()),
 		slog.String("tls_ca_file", o.TLSCAFile),
+		slog.String("tls_cert_file", o.TLSCertFile),
 		slog.Bool("insecure_skip_verify", o.InsecureSkipVerify),
 		slog.Duration("timeout", o.Timeout),
 	)
@@ -136,8 +178,9 @@ var (
 	_ rollout.Alerts       = (*Prometheus)(nil)
 )
 
-// NewPrometheus checks the options and builds the client. It does not
-// contact the server: call Check for that.
+// NewPrometheus checks the options, reads the secret files once (so that a
+// missing one fails now, not at the first tick) and builds the client. It
+// does not contact the server: call Check for that.
 func NewPrometheus(opts PrometheusOptions) (*Prometheus, error) {
 	base, err := parsePrometheusURL(opts.URL)
 	if err != nil {
@@ -150,36 +193,28 @@ func NewPrometheus(opts PrometheusOptions) (*Prometheus, error) {
 	case timeout == 0:
 		timeout = defaultQueryTimeout
 	}
-	if opts.BearerToken != "" && (opts.BasicUser != "" || opts.BasicPassword != "") {
-		return nil, errors.New("signals: both a bearer token and basic-auth credentials are set for Prometheus: set only the one your server expects")
+	if err := checkCredentials(opts); err != nil {
+		return nil, err
 	}
-	if opts.BasicPassword != "" && opts.BasicUser == "" {
-		return nil, errors.New("signals: a basic-auth password is set for Prometheus without a user: set the user too")
-	}
-	if base.Scheme == "http" && (opts.TLSCAFile != "" || opts.InsecureSkipVerify) {
+	if base.Scheme == "http" && (opts.TLSCAFile != "" || opts.TLSCertFile != "" || opts.TLSKeyFile != "" || opts.InsecureSkipVerify) {
 		return nil, fmt.Errorf("signals: TLS settings are given but PROMETHEUS_URL %s is plain http: use an https:// URL or drop the TLS settings", base)
 	}
+	if (opts.TLSCertFile == "") != (opts.TLSKeyFile == "") {
+		return nil, fmt.Errorf("signals: a client certificate needs both %s and %s: set both, or neither", EnvPrometheusCertFile, EnvPrometheusKeyFile)
+	}
+	if err := checkTLSFiles(opts); err != nil {
+		return nil, err
+	}
+	secrets, err := newRedactor(opts)
+	if err != nil {
+		return nil, err
+	}
 
-	transport := http.DefaultTransport.(*http.Transport).Clone()
-	if base.Scheme == "https" {
-		tlsConfig, err := prometheusTLS(opts)
-		if err != nil {
-			return nil, err
-		}
-		transport.TLSClientConfig = tlsConfig
+	client, err := promconfig.NewClientFromConfig(httpConfig(opts), "canarybot_prometheus", promconfig.WithUserAgent("canarybot"))
+	if err != nil {
+		return nil, fmt.Errorf("signals: the Prometheus client's TLS or credentials settings: %w", err)
 	}
-	auth := &authTransport{next: transport, scheme: base.Scheme, host: base.Host}
-	secrets := &redactor{}
-	switch {
-	case opts.BearerToken != "":
-		auth.header = "Bearer " + opts.BearerToken
-		secrets.add(opts.BearerToken)
-	case opts.BasicUser != "":
-		creds := base64.StdEncoding.EncodeToString([]byte(opts.BasicUser + ":" + opts.BasicPassword))
-		auth.header = "Basic " + creds
-		secrets.add(opts.BasicPassword, creds)
-	}
-	client, err := api.NewClient(api.Config{Address: base.String(), RoundTripper: auth})
+	c, err := api.NewClient(api.Config{Address: base.String(), Client: client})
 	if err != nil {
 		return nil, fmt.Errorf("signals: creating the Prometheus client for %s: %w", base, err)
 	}
@@ -193,11 +228,78 @@ func NewPrometheus(opts PrometheusOptions) (*Prometheus, error) {
 	}
 	logger.Debug("reading metrics from Prometheus", "options", opts)
 	return &Prometheus{
-		api:     v1.NewAPI(client),
+		api:     v1.NewAPI(c),
 		url:     base.String(),
 		timeout: timeout,
 		secrets: secrets,
 	}, nil
+}
+
+// checkCredentials rejects combinations that would leave it unclear which
+// credentials are sent.
+func checkCredentials(o PrometheusOptions) error {
+	bearer := o.BearerToken != "" || o.BearerTokenFile != ""
+	basic := o.BasicUser != "" || o.BasicPassword != "" || o.BasicPasswordFile != ""
+	switch {
+	case o.BearerToken != "" && o.BearerTokenFile != "":
+		return fmt.Errorf("signals: both a bearer token and a bearer token file are set for Prometheus (%s, %s): set only one", EnvPrometheusBearerToken, EnvPrometheusBearerTokenFile)
+	case bearer && basic:
+		return errors.New("signals: both a bearer token and basic-auth credentials are set for Prometheus: set only the one your server expects")
+	case o.BasicPassword != "" && o.BasicPasswordFile != "":
+		return fmt.Errorf("signals: both a basic-auth password and a password file are set for Prometheus (%s, %s): set only one", EnvPrometheusBasicPassword, EnvPrometheusBasicPasswordFile)
+	case (o.BasicPassword != "" || o.BasicPasswordFile != "") && o.BasicUser == "":
+		return fmt.Errorf("signals: a basic-auth password is set for Prometheus without a user: set the user too (%s)", EnvPrometheusBasicUser)
+	}
+	return nil
+}
+
+// checkTLSFiles reads the TLS files once, so that a wrong path or file says
+// so at start-up in canarybot's words; the client reads them again when
+// they change.
+func checkTLSFiles(o PrometheusOptions) error {
+	if o.TLSCAFile != "" {
+		pem, err := os.ReadFile(o.TLSCAFile)
+		if err != nil {
+			return fmt.Errorf("signals: reading the Prometheus CA file (%s): %w", EnvPrometheusCAFile, err)
+		}
+		if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+			return fmt.Errorf("signals: the Prometheus CA file %s holds no PEM certificate: give a PEM bundle (-----BEGIN CERTIFICATE-----)", o.TLSCAFile)
+		}
+	}
+	if o.TLSCertFile != "" {
+		if _, err := tls.LoadX509KeyPair(o.TLSCertFile, o.TLSKeyFile); err != nil {
+			return fmt.Errorf("signals: the Prometheus client certificate (%s %s, %s %s) cannot be used: %w: give a PEM certificate and its PEM private key",
+				EnvPrometheusCertFile, o.TLSCertFile, EnvPrometheusKeyFile, o.TLSKeyFile, err)
+		}
+	}
+	return nil
+}
+
+// httpConfig is the client configuration of Prometheus's own ecosystem:
+// TLS files, and credentials inline or read from a file at every request.
+// Redirects are not followed: the credentials must go only to the
+// configured server, and a redirect says PROMETHEUS_URL is not quite right.
+func httpConfig(o PrometheusOptions) promconfig.HTTPClientConfig {
+	hc := promconfig.HTTPClientConfig{
+		FollowRedirects: false,
+		EnableHTTP2:     true,
+		TLSConfig: promconfig.TLSConfig{
+			CAFile:     o.TLSCAFile,
+			CertFile:   o.TLSCertFile,
+			KeyFile:    o.TLSKeyFile,
+			MinVersion: promconfig.TLSVersion(tls.VersionTLS12),
+			// Opt-in, for test servers with self-signed certificates;
+			// warned about at start-up.
+			InsecureSkipVerify: o.InsecureSkipVerify,
+		},
+	}
+	switch {
+	case o.BearerToken != "" || o.BearerTokenFile != "":
+		hc.Authorization = &promconfig.Authorization{Type: "Bearer", Credentials: promconfig.Secret(o.BearerToken), CredentialsFile: o.BearerTokenFile}
+	case o.BasicUser != "":
+		hc.BasicAuth = &promconfig.BasicAuth{Username: o.BasicUser, Password: promconfig.Secret(o.BasicPassword), PasswordFile: o.BasicPasswordFile}
+	}
+	return hc
 }
 
 // String names the server, for logs.
@@ -242,76 +344,81 @@ func parsePrometheusURL(raw string) (*url.URL, error) {
 	return u, nil
 }
 
-func prometheusTLS(opts PrometheusOptions) (*tls.Config, error) {
-	cfg := &tls.Config{
-		MinVersion: tls.VersionTLS12,
-		// Opt-in, for test servers with self-signed certificates; warned
-		// about at start-up.
-		InsecureSkipVerify: opts.InsecureSkipVerify, //nolint:gosec
-	}
-	if opts.TLSCAFile == "" {
-		return cfg, nil
-	}
-	pem, err := os.ReadFile(opts.TLSCAFile)
-	if err != nil {
-		return nil, fmt.Errorf("signals: reading the Prometheus CA file: %w", err)
-	}
-	pool, err := x509.SystemCertPool()
-	if err != nil {
-		pool = x509.NewCertPool()
-	}
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("signals: the Prometheus CA file %s holds no PEM certificate: give a PEM bundle (-----BEGIN CERTIFICATE-----)", opts.TLSCAFile)
-	}
-	cfg.RootCAs = pool
-	return cfg, nil
+// Result is one query's answer as the evidence keeps it: the query as sent
+// ({{window}} resolved), when it was evaluated, the number the engine
+// judges, Prometheus's own result (resultType and result, as JSON) and its
+// warnings.
+type Result struct {
+	Query string
+	// At is the evaluation time asked for; zero means the server's now.
+	At       time.Time
+	Value    float64
+	Raw      json.RawMessage
+	Warnings []string
 }
 
-// authTransport adds the Authorization header to requests for the
-// configured server only, so that a redirect elsewhere never carries it.
-type authTransport struct {
-	next         http.RoundTripper
-	scheme, host string
-	header       string
+// Sample is the part of the result the engine's port carries.
+func (r Result) Sample() rollout.Sample {
+	return rollout.Sample{Value: r.Value, Warnings: r.Warnings}
 }
 
-func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if t.header == "" || req.URL.Scheme != t.scheme || req.URL.Host != t.host {
-		return t.next.RoundTrip(req)
-	}
-	req = req.Clone(req.Context())
-	req.Header.Set("Authorization", t.header)
-	return t.next.RoundTrip(req)
-}
+// maxRaw bounds the raw result kept: a query that wrongly selects many
+// series is an error anyway, and its message names a few of them.
+const maxRaw = 16 << 10
 
-// Query evaluates an instant query at time at (the zero time means the
-// server's now). A scalar or a single series is a value, NaN included; an
-// empty result wraps rollout.ErrNoValues; several series are an error. A
-// failure to get an answer wraps ErrUnavailable, a rejected query
-// ErrBadQuery.
-func (p *Prometheus) Query(ctx context.Context, query string, at time.Time) (rollout.Sample, error) {
+// Evaluate runs an instant query at time at (the zero time means the
+// server's now) and keeps everything about the answer. A scalar or a single
+// series is a value, NaN included; an empty result wraps
+// rollout.ErrNoValues; several series are an error. A failure to get an
+// answer wraps ErrUnavailable, a rejected query ErrBadQuery. The Result is
+// filled as far as the answer went, on error too.
+func (p *Prometheus) Evaluate(ctx context.Context, query string, at time.Time) (Result, error) {
 	qctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
 	// The server-side timeout makes Prometheus give up too, instead of
 	// evaluating a query nobody waits for any more.
 	res, warnings, infos, err := p.api.Query(qctx, query, at, v1.WithTimeout(p.timeout))
-	s := rollout.Sample{Warnings: collectWarnings(warnings, infos)}
+	r := Result{Query: query, At: at, Warnings: collectWarnings(warnings, infos)}
 	if err != nil {
-		return s, p.redact(p.describe(ctx, fmt.Sprintf("query `%s`", query), err))
+		return r, p.redact(p.describe(ctx, fmt.Sprintf("query `%s`", query), err))
 	}
-	s.Value, err = singleValue(query, res)
-	return s, p.redact(err)
+	r.Raw = rawResult(res)
+	r.Value, err = singleValue(query, res)
+	return r, p.redact(err)
 }
 
-// QueryAll evaluates a tick's queries at the same time, concurrently. The
-// i-th sample and error answer queries[i], with Query's meaning.
-func (p *Prometheus) QueryAll(ctx context.Context, queries []string, at time.Time) ([]rollout.Sample, []error) {
-	samples := make([]rollout.Sample, len(queries))
+// rawResult is the result as the API's data field holds it.
+func rawResult(res model.Value) json.RawMessage {
+	if res == nil {
+		return nil
+	}
+	b, err := json.Marshal(struct {
+		Type   string      `json:"resultType"`
+		Result model.Value `json:"result"`
+	}{res.Type().String(), res})
+	if err != nil || len(b) > maxRaw {
+		return nil
+	}
+	return b
+}
+
+// Query is Evaluate for the engine's Metrics port.
+func (p *Prometheus) Query(ctx context.Context, query string, at time.Time) (rollout.Sample, error) {
+	r, err := p.Evaluate(ctx, query, at)
+	return r.Sample(), err
+}
+
+// EvaluateAll evaluates a tick's queries at the same time, concurrently,
+// each under its own timeout, so that a tick takes about as long as its
+// slowest query rather than the sum. The i-th result and error answer
+// queries[i], with Evaluate's meaning.
+func (p *Prometheus) EvaluateAll(ctx context.Context, queries []string, at time.Time) ([]Result, []error) {
+	results := make([]Result, len(queries))
 	errs := make([]error, len(queries))
 	var next atomic.Int64
 	work := func() {
 		for i := int(next.Add(1) - 1); i < len(queries); i = int(next.Add(1) - 1) {
-			samples[i], errs[i] = p.Query(ctx, queries[i], at)
+			results[i], errs[i] = p.Evaluate(ctx, queries[i], at)
 		}
 	}
 	var wg sync.WaitGroup
@@ -320,6 +427,16 @@ func (p *Prometheus) QueryAll(ctx context.Context, queries []string, at time.Tim
 	}
 	work()
 	wg.Wait()
+	return results, errs
+}
+
+// QueryAll is EvaluateAll for the engine's BatchMetrics port.
+func (p *Prometheus) QueryAll(ctx context.Context, queries []string, at time.Time) ([]rollout.Sample, []error) {
+	results, errs := p.EvaluateAll(ctx, queries, at)
+	samples := make([]rollout.Sample, len(results))
+	for i, r := range results {
+		samples[i] = r.Sample()
+	}
 	return samples, errs
 }
 
@@ -427,6 +544,9 @@ func (p *Prometheus) describeAPI(prefix string, e *v1.Error) error {
 		}
 		return fmt.Errorf("%s: %w: %s%s; %s", prefix, ErrUnavailable, e.Msg, serverMessage(e.Detail), checkHint)
 	case v1.ErrBadResponse:
+		if code, ok := strings.CutPrefix(e.Msg, "bad response code 3"); ok {
+			return fmt.Errorf("%s: %w: the server answered with a redirect (HTTP 3%s); canarybot does not follow redirects, so that its credentials go only to the configured server: set PROMETHEUS_URL to the address it redirects to", prefix, ErrUnavailable, code)
+		}
 		if strings.Contains(e.Msg, "unexpected value type") {
 			// The client cannot decode a string result: the server
 			// answered, but not with a number.
@@ -453,15 +573,87 @@ func serverMessage(body string) string {
 	return " (" + msg + ")"
 }
 
-// redactor knows the credentials that must never be printed.
-type redactor struct{ secrets []string }
+// redactor knows the credentials that must never be printed: the inline
+// ones, and those in files, read again when an error is scrubbed so that a
+// rotated token is scrubbed too.
+type redactor struct {
+	fixed []string
+	// files reads the secrets held in files, with what derives from them
+	// (the basic-auth header value).
+	files func() []string
+}
+
+// newRedactor reads each secret file once, so that a missing, unreadable or
+// empty file is an error at start-up rather than a 401 at the first tick.
+func newRedactor(o PrometheusOptions) (*redactor, error) {
+	r := &redactor{}
+	r.add(o.BearerToken, o.BasicPassword)
+	if o.BasicUser != "" && o.BasicPasswordFile == "" {
+		r.add(basicCredentials(o.BasicUser, o.BasicPassword))
+	}
+	for _, f := range []struct{ name, env string }{
+		{o.BearerTokenFile, EnvPrometheusBearerTokenFile},
+		{o.BasicPasswordFile, EnvPrometheusBasicPasswordFile},
+	} {
+		if f.name == "" {
+			continue
+		}
+		if _, err := readSecretFile(f.name); err != nil {
+			return nil, fmt.Errorf("signals: %s: %w", f.env, err)
+		}
+	}
+	r.files = func() []string {
+		var out []string
+		if tok, err := readSecretFile(o.BearerTokenFile); err == nil {
+			out = append(out, tok)
+		}
+		if pw, err := readSecretFile(o.BasicPasswordFile); err == nil {
+			out = append(out, pw, basicCredentials(o.BasicUser, pw))
+		}
+		return out
+	}
+	return r, nil
+}
+
+// readSecretFile reads a secret as Prometheus's client does (surrounding
+// white space trimmed); "" names no file.
+func readSecretFile(name string) (string, error) {
+	if name == "" {
+		return "", errors.New("no file")
+	}
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return "", fmt.Errorf("reading the secret file: %w", err)
+	}
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return "", fmt.Errorf("the secret file %s is empty: write the credential into it", name)
+	}
+	return s, nil
+}
+
+func basicCredentials(user, password string) string {
+	return base64.StdEncoding.EncodeToString([]byte(user + ":" + password))
+}
 
 func (r *redactor) add(secrets ...string) {
 	for _, s := range secrets {
 		if len(s) >= minSecretLen {
-			r.secrets = append(r.secrets, s)
+			r.fixed = append(r.fixed, s)
 		}
 	}
+}
+
+func (r *redactor) all() []string {
+	out := r.fixed
+	if r.files != nil {
+		for _, s := range r.files() {
+			if len(s) >= minSecretLen {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
 }
 
 // redactedError is an error whose message had a secret scrubbed out. It
@@ -484,7 +676,7 @@ func (p *Prometheus) redact(err error) error {
 	}
 	msg := err.Error()
 	clean := msg
-	for _, s := range p.secrets.secrets {
+	for _, s := range p.secrets.all() {
 		clean = strings.ReplaceAll(clean, s, "[REDACTED]")
 	}
 	if clean == msg {

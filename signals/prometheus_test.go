@@ -445,6 +445,10 @@ func TestNewPrometheusRejectsBadOptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	const password = "hunter2-secret"
+	emptyFile := filepath.Join(t.TempDir(), "empty")
+	if err := os.WriteFile(emptyFile, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name    string
 		opts    PrometheusOptions
@@ -468,6 +472,15 @@ func TestNewPrometheusRejectsBadOptions(t *testing.T) {
 		{"TLS on plain http", PrometheusOptions{URL: "http://prom:9090", InsecureSkipVerify: true}, []string{"plain http", "https://"}},
 		{"missing CA file", PrometheusOptions{URL: "https://prom:9090", TLSCAFile: filepath.Join(t.TempDir(), "nope.pem")}, []string{"CA file", "nope.pem"}},
 		{"CA file without PEM", PrometheusOptions{URL: "https://prom:9090", TLSCAFile: notPEM}, []string{"no PEM certificate", notPEM}},
+		{"token and token file", PrometheusOptions{URL: "http://prom:9090", BearerToken: password, BearerTokenFile: notPEM}, []string{"only one", EnvPrometheusBearerTokenFile}},
+		{"token file and basic auth", PrometheusOptions{URL: "http://prom:9090", BearerTokenFile: notPEM, BasicUser: "u", BasicPassword: password}, []string{"only the one"}},
+		{"password and password file", PrometheusOptions{URL: "http://prom:9090", BasicUser: "u", BasicPassword: password, BasicPasswordFile: notPEM}, []string{"only one", EnvPrometheusBasicPasswordFile}},
+		{"password file without user", PrometheusOptions{URL: "http://prom:9090", BasicPasswordFile: notPEM}, []string{"without a user", EnvPrometheusBasicUser}},
+		{"missing token file", PrometheusOptions{URL: "http://prom:9090", BearerTokenFile: filepath.Join(t.TempDir(), "token")}, []string{EnvPrometheusBearerTokenFile, "token", "no such file"}},
+		{"empty token file", PrometheusOptions{URL: "http://prom:9090", BearerTokenFile: emptyFile}, []string{EnvPrometheusBearerTokenFile, "empty", emptyFile}},
+		{"missing password file", PrometheusOptions{URL: "http://prom:9090", BasicUser: "u", BasicPasswordFile: filepath.Join(t.TempDir(), "pw")}, []string{EnvPrometheusBasicPasswordFile}},
+		{"cert without key", PrometheusOptions{URL: "https://prom:9090", TLSCertFile: notPEM}, []string{EnvPrometheusCertFile, EnvPrometheusKeyFile, "both"}},
+		{"cert not PEM", PrometheusOptions{URL: "https://prom:9090", TLSCertFile: notPEM, TLSKeyFile: notPEM}, []string{"client certificate", notPEM, "PEM"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -667,6 +680,8 @@ func TestPrometheusCredentials(t *testing.T) {
 	}{
 		{"bearer", PrometheusOptions{BearerToken: token}, "Bearer " + token, []string{token}},
 		{"basic", PrometheusOptions{BasicUser: user, BasicPassword: password}, "Basic " + basic, []string{password, basic}},
+		{"bearer file", PrometheusOptions{BearerTokenFile: secretFile(t, token+"\n")}, "Bearer " + token, []string{token}},
+		{"basic password file", PrometheusOptions{BasicUser: user, BasicPasswordFile: secretFile(t, password)}, "Basic " + basic, []string{password, basic}},
 		{"none", PrometheusOptions{}, "", nil},
 	}
 	for _, tt := range tests {
@@ -717,9 +732,9 @@ func TestPrometheusCredentials(t *testing.T) {
 	}
 }
 
-// TestPrometheusCredentialsStayOnServer follows a redirect to another host:
-// the token must not go with it.
-func TestPrometheusCredentialsStayOnServer(t *testing.T) {
+// TestPrometheusDoesNotFollowRedirects: a redirect to another host is not
+// followed, so the token never goes there, and the error says what to fix.
+func TestPrometheusDoesNotFollowRedirects(t *testing.T) {
 	t.Parallel()
 	elsewhere := newRecorder(t)
 	redirector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -727,14 +742,16 @@ func TestPrometheusCredentialsStayOnServer(t *testing.T) {
 	}))
 	t.Cleanup(redirector.Close)
 	p := newTestPrometheus(t, PrometheusOptions{URL: redirector.URL, BearerToken: "tok-s3cret-0123456789"})
-	_, _ = p.Query(context.Background(), "up", time.Now())
-	headers := elsewhere.headers()
-	if len(headers) == 0 {
-		t.Fatal("the redirect was not followed; the test checks nothing")
+	_, err := p.Query(context.Background(), "up", time.Now())
+	if n := len(elsewhere.headers()); n != 0 {
+		t.Errorf("the other host got %d requests, want none", n)
 	}
-	for _, h := range headers {
-		if h != "" {
-			t.Errorf("the other host got Authorization %q, want none", h)
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Query through a redirect = %v, want ErrUnavailable", err)
+	}
+	for _, sub := range []string{"redirect", "HTTP 307", "PROMETHEUS_URL"} {
+		if !strings.Contains(err.Error(), sub) {
+			t.Errorf("error %q does not mention %q", err, sub)
 		}
 	}
 }
