@@ -624,3 +624,25 @@ func BenchmarkRCA(b *testing.B) {
 		rd.RCA(p, r)
 	}
 }
+
+// TestStageReportKeepsRawResult: the stage evidence shows the metrics
+// source's own answer beside the value it was read as.
+func TestStageReportKeepsRawResult(t *testing.T) {
+	p := testPlan()
+	rel := exampleRelease(p)
+	var last *rollout.Row
+	for i := range rel.Rows {
+		if rel.Rows[i].Stage == 1 {
+			last = &rel.Rows[i]
+		}
+	}
+	if last == nil {
+		t.Fatal("the example release has no stage-1 row")
+	}
+	raw := `{"resultType":"vector","result":[{"metric":{},"value":[1795000000,"0.149"]}]}`
+	last.Readings[0].Raw = []byte(raw)
+	out := string(report.Renderer{}.StageReport(p, rel, 0))
+	if !strings.Contains(out, "result:   "+raw) {
+		t.Errorf("stage report lacks the raw result %s:\n%s", raw, out)
+	}
+}

@@ -265,6 +265,9 @@ func (rd Renderer) readingDetails(b *bytes.Buffer, p *rollout.Plan, row rollout.
 		for _, w := range m.Warnings {
 			fmt.Fprintf(b, "  warning:  %s\n", oneLine(w))
 		}
+		if len(m.Raw) > 0 {
+			fmt.Fprintf(b, "  result:   %s\n", oneLine(string(m.Raw)))
+		}
 		q := m.Query
 		if q == "" {
 			q = p.ResolveQuery(s.Query) + " (from the plan)"

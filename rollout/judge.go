@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -15,6 +16,7 @@ type Reading struct {
 	Value    float64
 	Err      error
 	Warnings []string
+	Raw      json.RawMessage
 	// Baseline is the stable track's value for a relative signal.
 	Baseline    float64
 	BaselineErr error
@@ -37,6 +39,7 @@ func Judge(spec SignalSpec, rule TrendRule, rd Reading, history []Measurement) M
 		Value:    rd.Value,
 		Bound:    spec.Threshold,
 		Warnings: rd.Warnings,
+		Raw:      rd.Raw,
 	}
 	if verdict, why, ok := unusable(rd.Err, rd.Value); !ok {
 		// NaN and Inf cannot be persisted as JSON; the verdict says there is no value.

@@ -115,3 +115,51 @@ func TestNote(t *testing.T) {
 		t.Errorf("a note changed the release: phase %s→%s, IC %s→%s", phase, r.Phase, ic, r.IC)
 	}
 }
+
+// hangingMetrics answers like m, but the first query at or after hangAt
+// takes gap of the clock's time: a Prometheus that hung for a while.
+type hangingMetrics struct {
+	m      rollout.Metrics
+	clk    *clock.Fake
+	hangAt time.Time
+	gap    time.Duration
+	hung   bool
+}
+
+func (h *hangingMetrics) Query(ctx context.Context, q string, at time.Time) (rollout.Sample, error) {
+	if !h.hung && !at.Before(h.hangAt) {
+		h.hung = true
+		h.clk.Advance(h.gap)
+	}
+	return h.m.Query(ctx, q, at)
+}
+
+// TestDwellRestartsAfterGap: a stage whose readings stopped for longer than
+// two ticks does not count the silence as clean dwell; it proceeds only a
+// whole dwell after readings resume.
+func TestDwellRestartsAfterGap(t *testing.T) {
+	plan := shortPlan()
+	st, w := newMemStore(), newWorld()
+	clk := clock.NewFake(t0)
+	ctx := context.Background()
+	rn := newRunner(plan, st, w, clk, healthy(plan), scriptedIC{store: st, user: "alice"})
+	if _, err := rn.Start(ctx, "rel", "v1.4.0", "alice", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	// Stage 1 starts at once (no T-0); hang 90 s into it for 5 minutes.
+	gap := 5 * time.Minute
+	h := &hangingMetrics{m: healthy(plan), clk: clk, hangAt: t0.Add(90 * time.Second), gap: gap}
+	rn.Metrics = h
+	r, err := rn.Run(ctx, "rel")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !h.hung || len(r.StageStarts) < 2 {
+		t.Fatalf("hung=%v, stage starts %v: the scenario did not play", h.hung, r.StageStarts)
+	}
+	resumed := h.hangAt.Add(gap)
+	if got, earliest := r.StageStarts[1], resumed.Add(plan.Stages[0].Dwell); got.Before(earliest) {
+		t.Errorf("stage 2 started at %s, %s after readings resumed; want a whole dwell (%s) of readings first",
+			got.Format("15:04:05"), got.Sub(resumed), plan.Stages[0].Dwell)
+	}
+}

@@ -150,6 +150,11 @@ func (m *Machine) Tick(r *Release, readings []Reading, firing []Alert, alertsErr
 	if r.Phase != PhaseStage && r.Phase != PhaseFirstNight {
 		return Decision{}
 	}
+	if !r.LastTick.IsZero() && now.Sub(r.LastTick) > 2*m.Plan.Tick {
+		// Nothing was read for a while (the engine was down, or a tick hung):
+		// a dwell must be clean readings, not an absence of readings.
+		r.CleanSince = now
+	}
 	r.LastTick = now
 	ms := m.judge(r, readings)
 	if !allPass(ms) {

@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"time"
 )
@@ -18,6 +19,9 @@ var ErrNoValues = errors.New("no values found")
 type Sample struct {
 	Value    float64
 	Warnings []string
+	// Raw is the metrics source's own answer (for Prometheus, the JSON
+	// result), kept so the evidence shows what a decision was based on.
+	Raw json.RawMessage
 }
 
 // Metrics answers an instant PromQL query evaluated at a point in time.

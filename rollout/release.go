@@ -47,8 +47,8 @@ type Release struct {
 	Steps []StepRecord `json:"steps,omitempty"`
 	// Due lists the people's steps already announced as due, so each is
 	// announced once.
-	Due []StepName `json:"due,omitempty"`
-	Rows  []Row        `json:"rows,omitempty"`
+	Due  []StepName `json:"due,omitempty"`
+	Rows []Row      `json:"rows,omitempty"`
 	// HoldUntil is when the holds in force end: the later of the IC's hold
 	// and the trend hold. HoldReason says why.
 	HoldUntil  time.Time `json:"hold_until,omitempty"`

@@ -205,7 +205,11 @@ func (rn *Runner) step(ctx context.Context, r *Release) error {
 		var firing []Alert
 		var alertsErr error
 		if rn.Alerts != nil {
-			firing, alertsErr = rn.Alerts.Firing(ctx, now)
+			// Bounded like the queries: a hanging Prometheus must not
+			// stretch a tick to the adapter's own timeout.
+			actx, cancel := context.WithTimeout(ctx, rn.queryTimeout())
+			firing, alertsErr = rn.Alerts.Firing(actx, now)
+			cancel()
 		}
 		rn.Machine.Tick(r, readings, firing, alertsErr, now)
 	}
@@ -259,11 +263,7 @@ func (rn *Runner) runGate(ctx context.Context, r *Release, name StepName) GateRe
 // read queries every signal (and each relative signal's baseline) at once.
 func (rn *Runner) read(ctx context.Context, r *Release, at time.Time) []Reading {
 	p := rn.Machine.Plan
-	timeout := rn.QueryTimeout
-	if timeout <= 0 {
-		timeout = p.Tick / 2
-	}
-	qctx, cancel := context.WithTimeout(ctx, timeout)
+	qctx, cancel := context.WithTimeout(ctx, rn.queryTimeout())
 	defer cancel()
 	var queries []string
 	for _, s := range p.Signals {
@@ -276,7 +276,7 @@ func (rn *Runner) read(ctx context.Context, r *Release, at time.Time) []Reading 
 	out := make([]Reading, 0, len(p.Signals))
 	i := 0
 	for _, s := range p.Signals {
-		rd := Reading{Signal: s.Name, Query: queries[i], At: at, Value: samples[i].Value, Err: errs[i], Warnings: samples[i].Warnings}
+		rd := Reading{Signal: s.Name, Query: queries[i], At: at, Value: samples[i].Value, Err: errs[i], Warnings: samples[i].Warnings, Raw: samples[i].Raw}
 		i++
 		if s.Relative {
 			rd.Baseline, rd.BaselineErr = samples[i].Value, errs[i]
@@ -285,6 +285,13 @@ func (rn *Runner) read(ctx context.Context, r *Release, at time.Time) []Reading 
 		out = append(out, rd)
 	}
 	return out
+}
+
+func (rn *Runner) queryTimeout() time.Duration {
+	if rn.QueryTimeout > 0 {
+		return rn.QueryTimeout
+	}
+	return rn.Machine.Plan.Tick / 2
 }
 
 func (rn *Runner) queryAll(ctx context.Context, queries []string, at time.Time) ([]Sample, []error) {

@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"encoding/json"
 	"time"
 )
 
@@ -35,6 +36,8 @@ type Measurement struct {
 	Verdict   Verdict  `json:"verdict"`
 	Reason    string   `json:"reason,omitempty"`
 	Warnings  []string `json:"warnings,omitempty"`
+	// Raw is the metrics source's answer to Query, as it came.
+	Raw json.RawMessage `json:"raw,omitempty"`
 }
 
 // DecisionKind is what the engine decides at a tick.

@@ -359,7 +359,7 @@ type Result struct {
 
 // Sample is the part of the result the engine's port carries.
 func (r Result) Sample() rollout.Sample {
-	return rollout.Sample{Value: r.Value, Warnings: r.Warnings}
+	return rollout.Sample{Value: r.Value, Warnings: r.Warnings, Raw: r.Raw}
 }
 
 // maxRaw bounds the raw result kept: a query that wrongly selects many
