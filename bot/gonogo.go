@@ -202,7 +202,7 @@ func goNoGoBlocks(rel ReleaseMessages, st GateState, interactive bool) ([]slack.
 		fallback = title + " — " + st.Outcome
 	case interactive:
 		ic := "the Incident Commander"
-		if who := rel.Actors[actorIC]; who != "" {
+		if who := rel.IC; who != "" {
 			ic += " (" + escapeMrkdwn(who) + ")"
 		}
 		blocks = append(blocks,
@@ -231,51 +231,12 @@ func statusMark(s rollout.GateStatus) string {
 	return "•"
 }
 
-// Keys of ReleaseMessages.Actors.
-const (
-	actorIC = "ic"
-)
-
-// stepEvent reads a timeline step's outcome from the engine's announcement
-// "step <name>: <status>[ (<detail>)]" (rollout.Machine.StepDone). The
-// event carries no structured step yet; see the report on rollout.Event.
-func stepEvent(ev rollout.Event) (StepResult, bool) {
-	if ev.Kind != rollout.EventPhase {
-		return StepResult{}, false
-	}
-	rest, ok := strings.CutPrefix(ev.Text, "step ")
-	if !ok {
-		return StepResult{}, false
-	}
-	name, rest, ok := strings.Cut(rest, ": ")
-	if !ok || string(ev.Phase) != name {
-		return StepResult{}, false
-	}
-	status, detail, _ := strings.Cut(rest, " (")
-	switch rollout.GateStatus(status) {
-	case rollout.GatePassed, rollout.GateFailed, rollout.GateSkipped:
-	default:
-		return StepResult{}, false
-	}
-	return StepResult{Name: rollout.StepName(name), Status: rollout.GateStatus(status), Detail: strings.TrimSuffix(detail, ")"), At: ev.At}, true
-}
-
-// commandEvent reads who gave an accepted command from the engine's
-// announcement "<user>: `<command>`" (rollout.Machine.Apply).
-func commandEvent(ev rollout.Event) (user string, kind rollout.CommandKind, ok bool) {
-	if ev.Kind != rollout.EventCommand {
-		return "", "", false
-	}
-	user, rest, ok := strings.Cut(ev.Text, ": `")
-	if !ok || !strings.HasSuffix(rest, "`") || strings.Contains(user, " ") {
-		return "", "", false
-	}
-	verb, _, _ := strings.Cut(strings.TrimSuffix(rest, "`"), " ")
-	return user, rollout.CommandKind(verb), true
-}
-
-// nextStep is the timeline step after name, "" after the last.
+// nextStep is the timeline step after name, "" after the last or without
+// a plan.
 func nextStep(plan *rollout.Plan, name rollout.StepName) rollout.StepName {
+	if plan == nil {
+		return ""
+	}
 	for i, s := range plan.Timeline {
 		if s.Name == name && i+1 < len(plan.Timeline) {
 			return plan.Timeline[i+1].Name
@@ -284,74 +245,98 @@ func nextStep(plan *rollout.Plan, name rollout.StepName) rollout.StepName {
 	return ""
 }
 
-// gates updates the review and go/no-go messages for an event: the
-// checklist goes up as the release reaches the red-team review, the
-// go/no-go message as it reaches go/no-go (after the green button, T-2),
-// and each is closed with its outcome.
-func (n *SlackNotifier) gates(rel *ReleaseMessages, key string, ev rollout.Event, add func(OutboxMessage)) {
-	if n.Plan == nil {
+// noteCommand keeps the IC and who gave each accepted command at the
+// red-team review and at go/no-go (ReleaseMessages.Acts).
+func noteCommand(rel *ReleaseMessages, ev rollout.Event) {
+	prevIC := rel.IC
+	if ev.IC != "" {
+		rel.IC = ev.IC
+	}
+	if ev.Kind != rollout.EventCommand || ev.User == "" || ev.Detail != "" {
+		return // not a command, or a refused one (Detail says why)
+	}
+	if prevIC != "" && ev.IC != "" && ev.IC != prevIC {
+		// "<new IC> is now the Incident Commander": the command kept just
+		// before, by the same user at the same step, was the handover.
+		if n := len(rel.Acts); n > 0 && rel.Acts[n-1].User == ev.User && rel.Acts[n-1].Phase == ev.Phase {
+			rel.Acts = rel.Acts[:n-1]
+		}
 		return
 	}
+	if ev.Phase != rollout.PhaseRedTeam && ev.Phase != rollout.PhaseGoNoGo {
+		return
+	}
+	rel.Acts = append(rel.Acts, Act{Phase: ev.Phase, User: ev.User, At: ev.At})
+}
+
+// gates keeps the red-team checklist and the go/no-go message: the
+// checklist goes up when the engine announces the review due (T-5 with a
+// T-0, at once without), the go/no-go message as the release reaches
+// go/no-go after the green button (T-2), so the GO it accepts from then on
+// has its buttons; each is closed with its outcome.
+func (n *SlackNotifier) gates(rel *ReleaseMessages, key string, ev rollout.Event, add func(OutboxMessage)) {
 	at := ev.At.UTC().Format("15:04 MST")
-	if user, kind, ok := commandEvent(ev); ok {
-		if rel.Actors == nil {
-			rel.Actors = map[string]string{}
-		}
-		rel.Actors[string(kind)] = user
-	}
-	if ev.Kind == rollout.EventCommand && strings.HasSuffix(ev.Text, " is now the Incident Commander") {
-		if rel.Actors == nil {
-			rel.Actors = map[string]string{}
-		}
-		rel.Actors[actorIC] = strings.TrimSuffix(ev.Text, " is now the Incident Commander")
-	}
+	noteCommand(rel, ev)
 	var entering rollout.StepName
-	if s, ok := stepEvent(ev); ok {
+	switch {
+	case ev.Kind == rollout.EventPhase && ev.Step != "":
+		s := StepResult{Name: ev.Step, Status: ev.Status, Detail: ev.Detail, At: ev.At}
 		rel.Steps = append(slices.DeleteFunc(rel.Steps, func(x StepResult) bool { return x.Name == s.Name }), s)
 		switch {
 		case s.Name == rollout.StepRedTeam && rel.Review != nil && rel.Review.Outcome == "":
-			rel.Review.Outcome = fmt.Sprintf("✅ Review recorded at %s%s: %s", at, by(rel.Actors[string(rollout.CmdReview)]), cmp(s.Detail, "no note"))
+			rel.Review.Outcome = fmt.Sprintf("✅ Review recorded at %s%s: %s", at, by(rel.actor(rollout.PhaseRedTeam)), cmp(s.Detail, "no note"))
 			add(n.reviewMessage(*rel, key+"/review"))
 		case s.Name == rollout.StepGoNoGo && rel.GoNoGo != nil && rel.GoNoGo.Outcome == "":
-			rel.GoNoGo.Outcome = fmt.Sprintf("GO ✅ at %s%s", at, by(rel.Actors[string(rollout.CmdGo)]))
+			rel.GoNoGo.Outcome = fmt.Sprintf("GO ✅ at %s%s", at, by(rel.actor(rollout.PhaseGoNoGo)))
 			add(n.goNoGoMessage(*rel, key+"/go_nogo"))
 		}
 		if s.Status != rollout.GateFailed {
 			entering = nextStep(n.Plan, s.Name)
 		}
-	} else if ev.Kind == rollout.EventPhase && len(n.Plan.Timeline) > 0 && ev.Phase == rollout.Phase(n.Plan.Timeline[0].Name) {
-		// The release's opening: its first step may be a gate.
+	case ev.Kind == rollout.EventPhase && n.Plan != nil && len(n.Plan.Timeline) > 0 && ev.Phase == rollout.Phase(n.Plan.Timeline[0].Name):
+		// The release's opening: its first step may be go/no-go.
 		entering = n.Plan.Timeline[0].Name
-		// "Release <version> scheduled: <when>. IC: <user>"
-		if i := strings.LastIndex(ev.Text, ". IC: "); i >= 0 {
-			if rel.Actors == nil {
-				rel.Actors = map[string]string{}
-			}
-			rel.Actors[actorIC] = ev.Text[i+len(". IC: "):]
-		}
-	}
-	switch entering {
-	case rollout.StepRedTeam:
+	case ev.Kind == rollout.EventDue && ev.Step == rollout.StepRedTeam:
 		if rel.Review == nil {
 			rel.Review = &GateState{Posted: ev.At}
 			add(n.reviewMessage(*rel, key+"/review"))
 		}
-	case rollout.StepGoNoGo:
-		if rel.GoNoGo == nil {
-			rel.GoNoGo = &GateState{Posted: ev.At}
-			add(n.goNoGoMessage(*rel, key+"/go_nogo"))
-		}
+	case ev.Kind == rollout.EventDue && ev.Step == rollout.StepGoNoGo:
+		entering = rollout.StepGoNoGo
 	}
-	if ev.Phase == rollout.PhaseAborted && (ev.Kind == rollout.EventPage || ev.Kind == rollout.EventDone) {
-		reason := strings.TrimPrefix(ev.Text, "Release aborted: ")
-		if rel.GoNoGo != nil && rel.GoNoGo.Outcome == "" {
-			rel.GoNoGo.Outcome = fmt.Sprintf("NO-GO ⛔ at %s%s: %s", at, by(rel.Actors[string(rollout.CmdAbort)]), reason)
-			add(n.goNoGoMessage(*rel, key+"/go_nogo"))
+	if entering == rollout.StepGoNoGo && rel.GoNoGo == nil {
+		rel.GoNoGo = &GateState{Posted: ev.At}
+		add(n.goNoGoMessage(*rel, key+"/go_nogo"))
+	}
+	if ev.Kind == rollout.EventDue && ev.Step == rollout.StepGoNoGo && rel.GoNoGo.Outcome == "" {
+		// The room saw the message when it went up; only a message that has
+		// waited (a T-0 set with --at) needs the nudge in the channel.
+		text := fmt.Sprintf(":alarm_clock: GO / NO-GO is due: stage 1 waits for the Incident Commander (%s).", escapeMrkdwn(rel.IC))
+		add(n.threadPost(key, GoNoGoRef(rel.Release), text, rel.GoNoGo.Posted.Before(ev.At)))
+	}
+	if ev.Phase.Terminal() {
+		n.closeGates(rel, key, ev, add)
+	}
+}
+
+// closeGates closes the checklist and the go/no-go message still open when
+// the release ends before the stages: aborted (a NO-GO) or rolled back.
+func (n *SlackNotifier) closeGates(rel *ReleaseMessages, key string, ev rollout.Event, add func(OutboxMessage)) {
+	at := ev.At.UTC().Format("15:04 MST")
+	if rel.GoNoGo != nil && rel.GoNoGo.Outcome == "" {
+		if ev.Phase == rollout.PhaseAborted {
+			rel.GoNoGo.Outcome = fmt.Sprintf("NO-GO ⛔ at %s%s", at, by(rel.actor(rollout.PhaseGoNoGo)))
+		} else {
+			rel.GoNoGo.Outcome = fmt.Sprintf("Closed at %s: the release is %s", at, ev.Phase)
 		}
-		if rel.Review != nil && rel.Review.Outcome == "" {
-			rel.Review.Outcome = "Closed unrecorded: the release was aborted at " + at
-			add(n.reviewMessage(*rel, key+"/review"))
+		if ev.Kind == rollout.EventPage || ev.Kind == rollout.EventRollback {
+			rel.GoNoGo.Outcome += " — " + ev.Text
 		}
+		add(n.goNoGoMessage(*rel, key+"/go_nogo"))
+	}
+	if rel.Review != nil && rel.Review.Outcome == "" {
+		rel.Review.Outcome = fmt.Sprintf("Closed unrecorded: the release is %s (%s)", ev.Phase, at)
+		add(n.reviewMessage(*rel, key+"/review"))
 	}
 }
 

@@ -107,6 +107,11 @@ func release(t *testing.T, plan *rollout.Plan, ticks int) []rollout.Effect {
 			}
 		}
 		m.StepDone(r, s.Name, rollout.GateResult{Status: rollout.GateSkipped, Detail: "not configured"}, now)
+		// A person's step is announced due as the Runner does: without a
+		// T-0, as soon as the release reaches it.
+		if w := m.Next(r); w.Kind == rollout.WaitCommand && !now.Before(w.At) {
+			m.Due(r, w.Step, w.Why, now)
+		}
 		take()
 	}
 	for i := range ticks {

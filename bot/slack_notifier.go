@@ -30,8 +30,11 @@ var ErrSlackStoreMissing = errors.New("slack notifier has no Store or Outbox: bu
 // message's thread; holds, trigger alerts, rollbacks and the closing
 // one-liner are also shown in the channel. Before the stages, the
 // timeline's announcements go in the thread of the release's opening
-// message, and the red-team checklist and the go/no-go message are posted
-// to the channel as the release reaches them.
+// message; the red-team checklist is posted to the channel when the engine
+// announces the review due (rollout.EventDue: T-5 with a T-0, at once
+// without), and the go/no-go message when the release reaches go/no-go
+// after the green button, with a reminder in its thread if the GO is still
+// missing when it comes due at T-0.
 //
 // Notify only records: what an event changes and the Slack calls it needs
 // are stored in one transaction, then the Outbox delivers them. A Slack
@@ -112,6 +115,8 @@ func (n *SlackNotifier) record(ctx context.Context, key string, ev rollout.Event
 		err = n.stage(ctx, &c, &rel, key, ev, add)
 	case ev.Kind == rollout.EventRow && ev.Stage > 0:
 		err = n.row(ctx, &c, &rel, key, ev, add)
+	case ev.Kind == rollout.EventDue && (ev.Step == rollout.StepRedTeam || ev.Step == rollout.StepGoNoGo):
+		// Announced by the checklist and the go/no-go message (gates).
 	default:
 		err = n.announce(ctx, &c, &rel, key, ev, add)
 	}
@@ -316,6 +321,7 @@ func announcementText(ev rollout.Event) string {
 		rollout.EventPage:     ":pager:",
 		rollout.EventCommand:  ":speech_balloon:",
 		rollout.EventDone:     ":checkered_flag:",
+		rollout.EventDue:      ":alarm_clock:",
 	}[ev.Kind]
 	text := escapeMrkdwn(ev.Text)
 	if ev.Kind == rollout.EventRow || ev.Kind == rollout.EventSnapshot {

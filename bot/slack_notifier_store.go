@@ -76,9 +76,32 @@ type ReleaseMessages struct {
 	Review *GateState `json:"review,omitempty"`
 	// GoNoGo is the go/no-go message's state once posted.
 	GoNoGo *GateState `json:"go_nogo,omitempty"`
-	// Actors are who gave the last command of each kind, from the engine's
-	// command announcements.
-	Actors map[string]string `json:"actors,omitempty"`
+	// IC is the Incident Commander as of the latest event.
+	IC string `json:"ic,omitempty"`
+	// Acts are the accepted commands given while the release waited at the
+	// red-team review or at go/no-go, handovers left out: who recorded the
+	// review, who gave the GO or the NO-GO. The engine's command events say
+	// who acted but not which command; at those two steps the only other
+	// commands that keep the release going are handovers, whose second
+	// announcement names a new IC.
+	Acts []Act `json:"acts,omitempty"`
+}
+
+// Act is an accepted command given at a person's step.
+type Act struct {
+	Phase rollout.Phase `json:"phase"`
+	User  string        `json:"user"`
+	At    time.Time     `json:"at"`
+}
+
+// actor is who gave the latest command kept for phase, "" if none.
+func (r ReleaseMessages) actor(phase rollout.Phase) string {
+	for i := len(r.Acts) - 1; i >= 0; i-- {
+		if r.Acts[i].Phase == phase {
+			return r.Acts[i].User
+		}
+	}
+	return ""
 }
 
 // StepResult is one timeline step's outcome as the engine announced it.
@@ -288,6 +311,6 @@ func cloneRelease(r ReleaseMessages) ReleaseMessages {
 		g := *r.GoNoGo
 		r.GoNoGo = &g
 	}
-	r.Actors = maps.Clone(r.Actors)
+	r.Acts = slices.Clone(r.Acts)
 	return r
 }

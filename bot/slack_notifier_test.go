@@ -106,7 +106,16 @@ func (e *engine) flush() {
 func (e *engine) step(name rollout.StepName, res rollout.GateResult) {
 	e.now = e.now.Add(time.Minute)
 	e.m.StepDone(e.r, name, res, e.now)
+	e.due()
 	e.flush()
+}
+
+// due announces a person's step once its time has come, as rollout.Runner
+// does; without a T-0 that is as soon as the release reaches it.
+func (e *engine) due() {
+	if w := e.m.Next(e.r); w.Kind == rollout.WaitCommand && !e.now.Before(w.At) {
+		e.m.Due(e.r, w.Step, w.Why, e.now)
+	}
 }
 
 func (e *engine) apply(c rollout.Command) {
@@ -580,6 +589,91 @@ func TestSlackNotifierNoGo(t *testing.T) {
 	}
 }
 
+// TestSlackNotifierGateActors: the checklist and the go/no-go message say
+// who recorded the review and who decided, from the engine's command
+// events, whatever handovers and refused commands come in between; and a
+// release that ends before the stages closes what is still open.
+func TestSlackNotifierGateActors(t *testing.T) {
+	cmd := func(kind rollout.CommandKind, user string) rollout.Command {
+		return rollout.Command{Kind: kind, User: user}
+	}
+	handover := func(from, to string) rollout.Command {
+		return rollout.Command{Kind: rollout.CmdHandover, User: from, Target: to}
+	}
+	withReason := func(c rollout.Command, why string) rollout.Command { c.Reason = why; return c }
+	review := cmd(rollout.CmdReview, "bob")
+	tests := []struct {
+		name           string
+		atReview, atGo []rollout.Command
+		// wantReview and wantGoNoGo are in the closed messages; no
+		// wantGoNoGo means no go/no-go message at all.
+		wantReview, wantGoNoGo []string
+	}{
+		{name: "handover before the review", atReview: []rollout.Command{handover("alice", "carol"), review}, atGo: []rollout.Command{cmd(rollout.CmdGo, "carol")},
+			wantReview: []string{"Review recorded", "by bob"}, wantGoNoGo: []string{"GO ✅", "by carol"}},
+		{name: "handover after the review", atReview: []rollout.Command{review, handover("alice", "carol")}, atGo: []rollout.Command{handover("carol", "dave"), cmd(rollout.CmdGo, "dave")},
+			wantReview: []string{"by bob"}, wantGoNoGo: []string{"GO ✅", "by dave"}},
+		{name: "refused commands do not count", atReview: []rollout.Command{review, cmd(rollout.CmdPromote, "mallory"), cmd(rollout.CmdReview, "mallory")},
+			atGo:       []rollout.Command{cmd(rollout.CmdGo, "mallory"), cmd(rollout.CmdGo, "alice"), cmd(rollout.CmdHold, "mallory")},
+			wantReview: []string{"by bob"}, wantGoNoGo: []string{"GO ✅", "by alice"}},
+		{name: "NO-GO after GO", atReview: []rollout.Command{review}, atGo: []rollout.Command{cmd(rollout.CmdGo, "alice"), withReason(cmd(rollout.CmdAbort, "alice"), "pgbouncer not ready")},
+			wantReview: []string{"by bob"}, wantGoNoGo: []string{"NO-GO ⛔", "by alice", "pgbouncer not ready"}},
+		{name: "rollback at go/no-go", atReview: []rollout.Command{review}, atGo: []rollout.Command{withReason(cmd(rollout.CmdRollback, "alice"), "wrong image tag")},
+			wantReview: []string{"by bob"}, wantGoNoGo: []string{"Closed at", "rolled_back", "wrong image tag"}},
+		{name: "aborted at the review", atReview: []rollout.Command{withReason(cmd(rollout.CmdAbort, "alice"), "not ready")},
+			wantReview: []string{"Closed unrecorded", "aborted"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			n := f.notifier()
+			n.Buttons = true
+			e := newEngine(t, f, n)
+			give := func(cmds []rollout.Command) {
+				for _, c := range cmds {
+					e.now = e.now.Add(10 * time.Second)
+					// Refusals are part of the story: they change nothing.
+					if err := e.m.Apply(e.r, c, e.now); err != nil && !errors.As(err, new(*rollout.RefusedError)) {
+						t.Fatalf("Apply(%s): %v", c.Kind, err)
+					}
+					e.flush()
+				}
+			}
+			for _, s := range []rollout.StepName{rollout.StepFreeze, rollout.StepWarRoom, rollout.StepPreflight, rollout.StepBlast} {
+				e.step(s, rollout.GateResult{Status: rollout.GateSkipped})
+			}
+			give(tt.atReview)
+			e.step(rollout.StepRedTeam, rollout.GateResult{Status: rollout.GatePassed})
+			e.step(rollout.StepGreenButton, rollout.GateResult{Status: rollout.GatePassed})
+			give(tt.atGo)
+			e.step(rollout.StepGoNoGo, rollout.GateResult{Status: rollout.GatePassed})
+
+			c := showChannel(f.slack)
+			for header, want := range map[string][]string{"v1.4.0 · red-team review": tt.wantReview, "v1.4.0 · GO / NO-GO": tt.wantGoNoGo} {
+				msgs := c.withHeader(t, header)
+				if len(want) == 0 {
+					if len(msgs) != 0 {
+						t.Errorf("%s posted; the release never got there", header)
+					}
+					continue
+				}
+				if len(msgs) != 1 {
+					t.Fatalf("%s messages: %d, want 1", header, len(msgs))
+				}
+				text := strings.Join(blockTexts(t, msgs[0].Blocks), "\n")
+				for _, w := range want {
+					if !strings.Contains(text, w) {
+						t.Errorf("%s lacks %q:\n%s", header, w, text)
+					}
+				}
+				if ids := actionIDs(t, msgs[0].Blocks); len(ids) != 0 {
+					t.Errorf("%s still has buttons %v", header, ids)
+				}
+			}
+		})
+	}
+}
+
 func TestSlackNotifierTriggerAlert(t *testing.T) {
 	f := newFixture(t)
 	e := newEngine(t, f, f.notifier())
@@ -708,10 +802,12 @@ func TestSlackNotifierFaultsMidStage(t *testing.T) {
 					t.Errorf("message %s posted %d times", ref, count)
 				}
 			}
-			// Everything the engine said is in the channel.
+			// Everything the engine said is in the channel. The review's
+			// due announcement is the checklist itself.
 			posts := 0
 			for _, ke := range e.notified {
-				if ke.ev.Kind != rollout.EventRow && ke.ev.Kind != rollout.EventStage {
+				due := ke.ev.Kind == rollout.EventDue && ke.ev.Step == rollout.StepRedTeam
+				if ke.ev.Kind != rollout.EventRow && ke.ev.Kind != rollout.EventStage && !due {
 					posts++
 				}
 			}
@@ -863,7 +959,7 @@ func TestStageMessageLimits(t *testing.T) {
 
 func TestGateMessageLimits(t *testing.T) {
 	long := strings.Repeat("detail ", 2000)
-	rel := ReleaseMessages{Release: "rel-1", Version: "v1.4.0", Actors: map[string]string{actorIC: "alice"}}
+	rel := ReleaseMessages{Release: "rel-1", Version: "v1.4.0", IC: "alice"}
 	for _, s := range config.Default().Timeline {
 		rel.Steps = append(rel.Steps, StepResult{Name: s.Name, Status: rollout.GatePassed, Detail: long})
 	}
