@@ -111,7 +111,12 @@ func (d Directory) Authorize(verb, user, releaseIC string, releaseManagers []str
 			return true, ""
 		}
 		return false, fmt.Sprintf("Sorry, only %s or %s can roll back. Please ask one of them; if it is urgent, say so in the channel.", ic, rms)
-	case "start", "ic", "freeze start", "freeze lift":
+	case "freeze start", "freeze lift":
+		if isIC || isRM {
+			return true, ""
+		}
+		return false, fmt.Sprintf("Sorry, only %s or %s can `/canary %s`. Please ask one of them.", ic, rms, verb)
+	case "start", "ic":
 		if isRM {
 			return true, ""
 		}

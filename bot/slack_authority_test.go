@@ -12,7 +12,7 @@ func TestAuthorize(t *testing.T) {
 	matrix := map[string]string{
 		"start": "r", "promote": "i", "hold": "i", "resume": "i", "rollback": "ir",
 		"drill": "iro", "status": "iro", "signals": "iro", "help": "iro", "ic": "r",
-		"freeze start": "r", "freeze lift": "r", "freeze status": "iro",
+		"freeze start": "ir", "freeze lift": "ir", "freeze status": "iro",
 		// buttons
 		"go": "i", "nogo": "i", "check": "iro", "review": "iro",
 		"deploy": "", "": "",

@@ -27,6 +27,12 @@ type Config struct {
 	StatePath string
 	// Slack is the war-room's Slack settings (yaml: slack).
 	Slack Slack
+	// Preflight, Battery, GreenButton and GitHub configure the pre-canary
+	// gates (yaml: preflight, battery, green_button, github; gates.go).
+	Preflight   Preflight
+	Battery     Battery
+	GreenButton GreenButton
+	GitHub      GitHub
 }
 
 // DefaultConfig is the configuration of an empty canary.yaml.
@@ -36,6 +42,10 @@ func DefaultConfig() Config {
 		EvidenceDir: "evidence",
 		StatePath:   "canarybot.db",
 		Slack:       DefaultSlack(),
+		Preflight:   DefaultPreflight(),
+		Battery:     DefaultBattery(),
+		GreenButton: DefaultGreenButton(),
+		GitHub:      DefaultGitHub(),
 	}
 }
 

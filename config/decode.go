@@ -158,6 +158,10 @@ func (d *decoder) mapping(n *yaml.Node, path, expected string, fields []field) (
 			}
 		}
 		if f == nil {
+			if msg := secretKey(kp, k.Value); msg != "" {
+				d.keyErrorf(kn, kp, "%s", msg)
+				continue
+			}
 			d.keyErrorf(kn, kp, "unknown key %s%s", strconv.Quote(k.Value), knownKeys(k.Value, keys))
 			continue
 		}
@@ -360,6 +364,10 @@ func (d *decoder) config(n *yaml.Node, c *Config) {
 		{"timeline", d.timeline(&p.Timeline)},
 		{"first_night", d.firstNight(&p.FirstNight)},
 		{"slack", d.slack(&c.Slack)},
+		{"preflight", d.preflight(&c.Preflight)},
+		{"battery", d.battery(&c.Battery)},
+		{"green_button", d.greenButton(&c.GreenButton)},
+		{"github", d.github(&c.GitHub)},
 	})
 }
 

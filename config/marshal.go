@@ -151,6 +151,10 @@ func (e *encoder) config(c Config) *yaml.Node {
 		"timeline", seq(steps...),
 		"first_night", pairs("cadence", seq(cadence...)),
 		"slack", e.slack(c.Slack),
+		"preflight", e.preflight(c.Preflight),
+		"battery", e.battery(c.Battery),
+		"green_button", e.greenButton(c.GreenButton),
+		"github", e.github(c.GitHub),
 	)
 }
 

@@ -94,6 +94,7 @@ func check(c Config, pos map[string]position, file string) []*FieldError {
 	}
 	k.timeline(p.Timeline)
 	k.cadence(p.FirstNight.Cadence)
+	k.gates(c)
 	return k.errs
 }
 

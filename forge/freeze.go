@@ -65,8 +65,11 @@ type Freeze struct {
 	// runner (`freeze sync`) has no progress file.
 	Beacon   bool
 	Progress Progress
-	Now      func() time.Time
-	Log      *slog.Logger
+	// OnProgress, if set, is told how far Start and Lift have got (see
+	// ProgressLine, which renders it).
+	OnProgress func(done, total int, phase string)
+	Now        func() time.Time
+	Log        *slog.Logger
 }
 
 func (f *Freeze) label() string {
@@ -211,20 +214,25 @@ func (f *Freeze) Start(ctx context.Context, version string) (Summary, error) {
 		if err != nil {
 			return summarize(st), err
 		}
+		f.progress(len(st.PRs), 0, ProgressListing)
 	}
 
 	if st.Mode == ModeStatuses {
-		for _, pr := range st.PRs {
+		for i, pr := range st.PRs {
+			f.progress(i, len(st.PRs), ProgressBlocking)
 			if err := f.fail(ctx, st.Version, pr); err != nil {
 				return summarize(st), err
 			}
 		}
+		f.progress(len(st.PRs), len(st.PRs), ProgressBlocking)
 	}
-	for _, pr := range st.PRs {
+	for i, pr := range st.PRs {
+		f.progress(i, len(st.PRs), ProgressLabelling)
 		if err := f.addLabel(ctx, pr); err != nil {
 			return summarize(st), err
 		}
 	}
+	f.progress(len(st.PRs), len(st.PRs), ProgressLabelling)
 	st, err = f.update(ctx, func(s *FreezeState) error {
 		if s.Phase == PhaseStarting {
 			s.Phase = PhaseFrozen
@@ -366,13 +374,18 @@ func (f *Freeze) Lift(ctx context.Context) (Summary, error) {
 		if err != nil {
 			return summarize(st), err
 		}
+		f.progress(openAtLift(st), 0, ProgressListing)
 	}
 
 	if st.Mode == ModeStatuses {
 		// Every open PR, not only those the freeze failed: where branch
 		// protection requires the check, a head that never got a status
 		// (pushed or opened during the freeze with no webhook) is blocked.
-		for _, pr := range st.PRs {
+		// st is reloaded in the loop and may grow (a webhook): the count
+		// is of the PRs this loop goes through.
+		total := len(st.PRs)
+		for i, pr := range st.PRs {
+			f.progress(i, total, ProgressUnblocking)
 			if !pr.OpenAtLift || pr.HeadSHA == "" || pr.ClearedSHA == pr.HeadSHA {
 				continue
 			}
@@ -383,8 +396,11 @@ func (f *Freeze) Lift(ctx context.Context) (Summary, error) {
 				return summarize(st), err
 			}
 		}
+		f.progress(total, total, ProgressUnblocking)
 	}
-	for _, pr := range st.PRs {
+	total := len(st.PRs)
+	for i, pr := range st.PRs {
+		f.progress(i, total, ProgressUnlabelling)
 		if !pr.LabelAdded || pr.LabelRemoved {
 			continue
 		}
@@ -397,6 +413,7 @@ func (f *Freeze) Lift(ctx context.Context) (Summary, error) {
 			return summarize(st), err
 		}
 	}
+	f.progress(total, total, ProgressUnlabelling)
 	if st.LabelReady && !st.LabelCleared {
 		if err := f.describeLabel(ctx, beaconText("", "")); err != nil {
 			return summarize(st), err

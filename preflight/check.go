@@ -1,5 +1,5 @@
 // Package preflight runs the runbook's 60-second preflight: a list of
-// readiness checks (http, promql, git, command, postgres) run concurrently
+// readiness checks (http, promql, git, command, postgres, kubernetes) run concurrently
 // within a time budget. Each check passes, fails,
 // or cannot run, and a check that cannot run is never counted as passed.
 package preflight
@@ -28,9 +28,8 @@ const (
 	// command on pgBouncer's admin console, and compares the answer with
 	// a bound.
 	KindPostgres = "postgres"
-	// KindKubernetes is declared so that the runbook's cluster checks (a
-	// Deployment's ready replicas, the canary Ingress) can be listed and
-	// reported; running them is not built yet: they report cannot_run.
+	// KindKubernetes reads the cluster: a Deployment's ready replicas and
+	// the canary Ingress (see runKubernetes).
 	KindKubernetes = "kubernetes"
 )
 
@@ -98,16 +97,22 @@ type Check struct {
 	DSNEnv string `yaml:"dsn_env,omitempty"`
 	Column string `yaml:"column,omitempty"`
 
-	// kubernetes: the Deployment whose replicas must all be ready, and
-	// the Ingress that must exist, in Namespace.
+	// kubernetes: the Deployment whose replicas must be ready, and the
+	// canary Ingress that must exist and carry
+	// nginx.ingress.kubernetes.io/canary: "true", in Namespace ("" means
+	// the kubeconfig context's, or the pod's own). The Deployment passes
+	// when status.readyReplicas >= MinReady, or >= spec.replicas when
+	// MinReady is 0.
 	Namespace  string `yaml:"namespace,omitempty"`
 	Deployment string `yaml:"deployment,omitempty"`
 	Ingress    string `yaml:"ingress,omitempty"`
+	MinReady   int    `yaml:"min_ready,omitempty"`
 
 	// Evidence names the file the check writes into the release's evidence
 	// ({version} is replaced): the response headers of an http check, the
 	// describe output of a git check, the stdout of a command, the value of
-	// a promql check, the rows of a postgres check. "" writes nothing.
+	// a promql check, the rows of a postgres check, what a kubernetes check
+	// read of the Deployment and the Ingress. "" writes nothing.
 	Evidence string `yaml:"evidence,omitempty"`
 }
 
@@ -131,7 +136,7 @@ func kindFields(kind string) ([]string, bool) {
 	case KindPostgres:
 		return []string{"sql", "dsn_env", "column", "op", "value", "timeout"}, true
 	case KindKubernetes:
-		return []string{"namespace", "deployment", "ingress"}, true
+		return []string{"namespace", "deployment", "ingress", "min_ready"}, true
 	}
 	return nil, false
 }
@@ -161,6 +166,7 @@ func (c Check) setFields() []string {
 	add("namespace", c.Namespace != "")
 	add("deployment", c.Deployment != "")
 	add("ingress", c.Ingress != "")
+	add("min_ready", c.MinReady != 0)
 	return set
 }
 
@@ -238,6 +244,7 @@ func (c Check) validateKind() error {
 		if c.Deployment == "" && c.Ingress == "" {
 			return errors.New("neither deployment nor ingress is given: name the Deployment whose replicas must be ready, or the canary Ingress that must exist")
 		}
+		return c.validateKubernetes()
 	case KindCommand:
 		if len(c.Argv) == 0 || c.Argv[0] == "" {
 			return errors.New("argv is empty: give the program and its arguments, e.g. [./scripts/check.sh, --quick]")

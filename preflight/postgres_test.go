@@ -318,26 +318,6 @@ func TestPostgresCheckValidation(t *testing.T) {
 	}
 }
 
-// TestKubernetesKindCannotRun: the kind is declared, validated, and never
-// passes until it is built.
-func TestKubernetesKindCannotRun(t *testing.T) {
-	t.Parallel()
-	c := Check{Name: "canary_deployment", Kind: KindKubernetes, Namespace: "spark", Deployment: "spark-canary", Evidence: "k8s.txt"}
-	res, ev := runCheck(t, c, nil)
-	assertResult(t, res, CannotRun, "the kubernetes check kind is not built yet")
-	if ev != "" {
-		t.Errorf("evidence written: %q", ev)
-	}
-	for bad, want := range map[string]Check{
-		"neither deployment nor ingress":          {Name: "k", Kind: KindKubernetes, Namespace: "spark"},
-		"sql is not a setting of kind kubernetes": {Name: "k", Kind: KindKubernetes, Ingress: "spark-canary", SQL: "SELECT 1"},
-	} {
-		if err := want.Validate(); err == nil || !strings.Contains(err.Error(), bad) {
-			t.Errorf("%+v: %v, want %q", want, err, bad)
-		}
-	}
-}
-
 func TestParsePostgresChecks(t *testing.T) {
 	t.Parallel()
 	cs, err := LoadChecks("testdata/postgres_checks.yaml")

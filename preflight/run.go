@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/client-go/kubernetes"
+
 	"github.com/canarybot/canarybot/rollout"
 )
 
@@ -62,6 +64,16 @@ type Options struct {
 	// Getenv reads the environment variables that hold postgres checks'
 	// DSNs; nil means os.Getenv.
 	Getenv func(string) string
+	// Kubeconfig is the kubeconfig file of kubernetes checks; "" means
+	// $KUBECONFIG, else the pod's service account, else ~/.kube/config
+	// (traffic.ClientConfig). With none of them those checks cannot run.
+	Kubeconfig string
+	// Kube, if set, is the cluster client kubernetes checks use instead of
+	// Kubeconfig (e.g. the one the traffic router shares), and
+	// KubeNamespace the namespace of checks that name none ("" means
+	// "default").
+	Kube          kubernetes.Interface
+	KubeNamespace string
 	// Evidence receives the checks' evidence files; nil writes none.
 	Evidence rollout.Evidence
 	// OnResult, if set, is called with each result as its check finishes,
@@ -246,7 +258,7 @@ func runOne(ctx context.Context, c Check, o Options, budget time.Duration) (Resu
 	case KindPostgres:
 		return runPostgres(ctx, c, o)
 	case KindKubernetes:
-		return cannotRun("the kubernetes check kind is not built yet: check the Deployment and Ingress with a command check (kubectl) meanwhile"), nil
+		return runKubernetes(ctx, c, o)
 	}
 	return Result{Status: Failed, Detail: fmt.Sprintf("kind %q is unknown", c.Kind)}, nil
 }

@@ -35,8 +35,31 @@ func (rd Renderer) TableRow(p *rollout.Plan, row rollout.Row) string {
 		m, ok := row.Reading(c.spec.Name)
 		cells = append(cells, pad(cell(c.spec, m, ok), c.width))
 	}
-	cells = append(cells, decisionCell(planOf(p), row))
+	cells = append(cells, decisionCell(planOf(p), row)+trafficNote(row.Traffic))
 	return strings.Join(cells, sep)
+}
+
+// trafficNote follows the decision when the observed traffic split needs a
+// look: the controller routes another share than the weight, or the share
+// could not be observed. A match, a weight too new to compare, or nothing
+// counted says nothing, so the table stays the runbook's.
+func trafficNote(o *rollout.TrafficObservation) string {
+	if o == nil {
+		return ""
+	}
+	switch o.Status {
+	case rollout.TrafficMismatch:
+		return fmt.Sprintf(" ⚠ traffic: observed %.1f%% vs weight %d%% (mismatch)", o.Observed, o.Weight)
+	case rollout.TrafficError:
+		// A '|' would read as a column of the table (a PromQL regexp in an
+		// error has one).
+		why := []rune(strings.ReplaceAll(strings.Join(strings.Fields(o.Text), " "), "|", "¦"))
+		if len(why) > maxNoteRunes {
+			why = append(why[:maxNoteRunes-1], '…')
+		}
+		return " ⚠ traffic share unknown: " + string(why)
+	}
+	return ""
 }
 
 func stageCell(row rollout.Row) string {
@@ -115,3 +138,7 @@ func signalWhy(row rollout.Row, name string) string {
 	}
 	return name
 }
+
+// maxNoteRunes keeps an error's note to about a line of the table; the
+// whole error stays in the release's row.
+const maxNoteRunes = 100

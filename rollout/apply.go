@@ -29,11 +29,11 @@ func (m *Machine) Apply(r *Release, c Command, now time.Time) error {
 	}
 	if why := m.refusal(r, c, now); why != "" {
 		m.log(r, now, c.User, LogRefused, c.String()+" — refused: "+why)
-		m.notifyEvent(r, now, Event{Kind: EventCommand, Text: fmt.Sprintf("%s: `%s` refused: %s", c.User, c.String(), why), User: c.User, Detail: why})
+		m.notifyEvent(r, now, Event{Kind: EventCommand, Text: fmt.Sprintf("%s: `%s` refused: %s", c.User, c.String(), why), User: c.User, Detail: why, Command: c.Kind})
 		return &RefusedError{Command: c, Why: why}
 	}
 	m.log(r, now, c.User, LogCommand, c.String())
-	m.notifyEvent(r, now, Event{Kind: EventCommand, Text: fmt.Sprintf("%s: `%s`", c.User, c.String()), User: c.User})
+	m.notifyEvent(r, now, Event{Kind: EventCommand, Text: fmt.Sprintf("%s: `%s`", c.User, c.String()), User: c.User, Command: c.Kind})
 	switch c.Kind {
 	case CmdPromote:
 		m.promote(r, now, c.User)
@@ -80,7 +80,7 @@ func (m *Machine) Apply(r *Release, c Command, now time.Time) error {
 		m.rollback(r, now, TriggerUser+" (webhook)", "trigger firing: "+c.Reason, nil)
 	case CmdHandover:
 		r.IC = c.Target
-		m.notifyEvent(r, now, Event{Kind: EventCommand, Text: fmt.Sprintf("%s is now the Incident Commander", c.Target), User: c.User})
+		m.notifyEvent(r, now, Event{Kind: EventCommand, Text: fmt.Sprintf("%s is now the Incident Commander", c.Target), User: c.User, Command: CmdHandover})
 	}
 	return nil
 }
@@ -174,6 +174,9 @@ func (m *Machine) refusal(r *Release, c Command, now time.Time) string {
 		}
 		if c.Target == "" {
 			return "name the new IC"
+		}
+		if c.Target == r.IC {
+			return c.Target + " is already the Incident Commander"
 		}
 	default:
 		return fmt.Sprintf("unknown command %q", c.Kind)

@@ -37,9 +37,11 @@ type Event struct {
 	Step   StepName   `json:"step,omitempty"`
 	Status GateStatus `json:"status,omitempty"`
 	Detail string     `json:"detail,omitempty"`
-	// User is who gave the command of an EventCommand; Detail then holds
-	// why it was refused, if it was.
+	// User is who gave the command of an EventCommand (or recorded the step
+	// of an EventPhase); Detail then holds why it was refused, if it was.
 	User string `json:"user,omitempty"`
+	// Command is the kind of the command an EventCommand is about.
+	Command CommandKind `json:"command,omitempty"`
 }
 
 // EffectKind names a side effect.

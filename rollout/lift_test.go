@@ -163,3 +163,84 @@ func TestDwellRestartsAfterGap(t *testing.T) {
 			got.Format("15:04:05"), got.Sub(resumed), plan.Stages[0].Dwell)
 	}
 }
+
+// recordingGate records each release it was run for.
+type recordingGate struct {
+	fail    bool
+	phases  []rollout.Phase
+	goByIC  []string
+	reasons []string
+}
+
+func (g *recordingGate) Run(ctx context.Context, r *rollout.Release) (rollout.GateResult, error) {
+	g.phases = append(g.phases, r.Phase)
+	if rec, ok := r.StepRecord(rollout.StepGoNoGo); ok {
+		g.goByIC = append(g.goByIC, rec.By)
+	}
+	g.reasons = append(g.reasons, r.AbortReason)
+	if g.fail {
+		return rollout.GateResult{Status: rollout.GateFailed, Detail: "disk full"}, nil
+	}
+	return rollout.GateResult{Status: rollout.GatePassed, Detail: "recorded"}, nil
+}
+
+// TestGoNoGoRecorded: a go/no-go gate records the IC's GO before stage 1,
+// records a NO-GO once when the release is aborted before its GO, and a GO
+// that cannot be recorded moves no traffic.
+func TestGoNoGoRecorded(t *testing.T) {
+	tests := []struct {
+		name      string
+		fail      bool
+		abort     bool // a failing preflight aborts before the GO
+		wantPhase rollout.Phase
+		wantRuns  int
+		wantGoBy  string
+	}{
+		{"GO recorded, release proceeds", false, false, rollout.PhaseComplete, 1, "alice"},
+		{"GO not recorded, no traffic", true, false, rollout.PhaseAborted, 1, "alice"},
+		{"NO-GO recorded once", false, true, rollout.PhaseAborted, 1, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			plan := shortPlan()
+			st, w := newMemStore(), newWorld()
+			clk := clock.NewFake(t0)
+			rn := newRunner(plan, st, w, clk, healthy(plan), scriptedIC{store: st, user: "alice"})
+			gate := &recordingGate{fail: tt.fail}
+			rn.Gates = map[rollout.StepName]rollout.Gate{rollout.StepGoNoGo: gate}
+			if tt.abort {
+				rn.Gates[rollout.StepPreflight] = &countingGate{err: errors.New("db unreachable")}
+			}
+			ctx := context.Background()
+			if _, err := rn.Start(ctx, "rel", "v1.4.0", "alice", time.Time{}); err != nil {
+				t.Fatal(err)
+			}
+			r, err := rn.Run(ctx, "rel")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := rn.Run(ctx, "rel"); err != nil { // a resume records nothing twice
+				t.Fatal(err)
+			}
+			if r.Phase != tt.wantPhase {
+				t.Fatalf("phase %s, want %s (abort: %s)", r.Phase, tt.wantPhase, r.AbortReason)
+			}
+			if len(gate.phases) != tt.wantRuns {
+				t.Fatalf("go/no-go gate ran %d times (%v), want %d", len(gate.phases), gate.phases, tt.wantRuns)
+			}
+			if tt.wantGoBy != "" && (len(gate.goByIC) != 1 || gate.goByIC[0] != tt.wantGoBy) {
+				t.Errorf("gate saw the GO by %v, want %s", gate.goByIC, tt.wantGoBy)
+			}
+			if tt.abort && !strings.Contains(gate.reasons[0], "preflight") {
+				t.Errorf("the NO-GO gate saw abort reason %q, want the preflight failure", gate.reasons[0])
+			}
+			if tt.wantPhase == rollout.PhaseAborted && len(w.changes) > 0 {
+				t.Errorf("traffic moved %v on an aborted release", w.changes)
+			}
+			rec, ok := r.StepRecord(rollout.StepGoNoGo)
+			if tt.abort && (!ok || rec.Status != rollout.GateFailed) {
+				t.Errorf("go/no-go step after a NO-GO: %+v, want recorded as failed", rec)
+			}
+		})
+	}
+}

@@ -106,6 +106,12 @@ func (m *Machine) StepDone(r *Release, name StepName, res GateResult, now time.T
 		return // a repeat after a restart: already recorded
 	}
 	rec, ran := r.StepRecord(name)
+	if ran && name == StepGoNoGo && res.Status == GateFailed {
+		// The GO was given but could not be recorded: no traffic moves on a
+		// decision the evidence does not hold.
+		m.abort(r, now, "canarybot", "NO-GO: the IC's GO could not be recorded: "+res.Detail)
+		return
+	}
 	if !ran || (name != StepRedTeam && name != StepGoNoGo) {
 		rec = StepRecord{Name: name, Status: res.Status, Detail: res.Detail, By: "canarybot", At: now}
 		r.Steps = append(r.Steps, rec)
@@ -115,7 +121,7 @@ func (m *Machine) StepDone(r *Release, name StepName, res GateResult, now time.T
 		text += " (" + rec.Detail + ")"
 	}
 	m.log(r, now, rec.By, LogSystem, text)
-	m.notifyEvent(r, now, Event{Kind: EventPhase, Text: text, Step: name, Status: rec.Status, Detail: rec.Detail})
+	m.notifyEvent(r, now, Event{Kind: EventPhase, Text: text, Step: name, Status: rec.Status, Detail: rec.Detail, User: rec.By})
 	if rec.Status == GateFailed {
 		m.abort(r, now, "canarybot", fmt.Sprintf("NO-GO: %s failed: %s", name, rec.Detail))
 		return

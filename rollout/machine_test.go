@@ -242,6 +242,7 @@ func TestCommandAuthority(t *testing.T) {
 		{name: "GO outside go/no-go", setup: func(r *rollout.Release) {}, cmd: rollout.Command{Kind: rollout.CmdGo, User: "alice"}, refused: "not at go/no-go"},
 		{name: "abort after traffic moved", setup: func(r *rollout.Release) {}, cmd: rollout.Command{Kind: rollout.CmdAbort, User: "alice"}, refused: "use rollback"},
 		{name: "hand over command", setup: func(r *rollout.Release) {}, cmd: rollout.Command{Kind: rollout.CmdHandover, User: "alice", Target: "carol"}},
+		{name: "hand over to the IC", setup: func(r *rollout.Release) {}, cmd: rollout.Command{Kind: rollout.CmdHandover, User: "alice", Target: "alice"}, refused: "already the Incident Commander"},
 		{name: "unknown command", setup: func(r *rollout.Release) {}, cmd: rollout.Command{Kind: "deploy", User: "alice"}, refused: "unknown command"},
 	}
 	for _, tc := range tests {
@@ -402,6 +403,10 @@ func TestScheduledTimeline(t *testing.T) {
 		case rollout.EventPhase:
 			if ev.Step != "" {
 				steps[ev.Step] = ev.Status
+			}
+		case rollout.EventCommand:
+			if ev.Command == "" || ev.User != "alice" {
+				t.Errorf("command event %q carries command %q by %q, want its kind by alice", ev.Text, ev.Command, ev.User)
 			}
 		}
 		if ev.IC != "alice" {

@@ -54,6 +54,9 @@ type Runner struct {
 	// InboxPoll, when set, is how often the runner looks at its inbox while
 	// it waits, so a command from another process acts within it.
 	InboxPoll time.Duration
+	// Observer, when set, compares the observed traffic split with the
+	// weight at each tick, for the table only (see TrafficObserver).
+	Observer TrafficObserver
 	// QueryTimeout bounds each signal query; zero means half a tick.
 	QueryTimeout time.Duration
 	Log          *slog.Logger
@@ -100,7 +103,37 @@ func (rn *Runner) Run(ctx context.Context, id string) (*Release, error) {
 			return r, err
 		}
 	}
+	if err := rn.recordNoGo(ctx, r); err != nil {
+		return r, err
+	}
 	return r, rn.liftFreeze(ctx, r)
+}
+
+// recordNoGo runs the StepGoNoGo gate once for a release aborted before its
+// GO, so that a NO-GO — the IC's or a failed step's — is recorded (and
+// signed) like a GO. It is then recorded as the go/no-go step, failed.
+func (rn *Runner) recordNoGo(ctx context.Context, r *Release) error {
+	g := rn.Gates[StepGoNoGo]
+	if r.Phase != PhaseAborted || g == nil {
+		return nil
+	}
+	if _, done := r.StepRecord(StepGoNoGo); done {
+		return nil
+	}
+	res, err := g.Run(ctx, r)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	detail := "NO-GO recorded: " + r.AbortReason
+	if err != nil {
+		detail = fmt.Sprintf("NO-GO (%s) could not be recorded: %v", r.AbortReason, err)
+	} else if res.Status != GatePassed {
+		detail = fmt.Sprintf("NO-GO (%s) could not be recorded: %s", r.AbortReason, res.Detail)
+	}
+	now := rn.Clock.Now()
+	r.Steps = append(r.Steps, StepRecord{Name: StepGoNoGo, Status: GateFailed, Detail: detail, By: "canarybot", At: now})
+	rn.Machine.log(r, now, "canarybot", LogSystem, detail)
+	return rn.flush(ctx, r)
 }
 
 // liftFreeze runs the StepLiftFreeze gate once a release is complete. It is
@@ -201,6 +234,7 @@ func (rn *Runner) step(ctx context.Context, r *Release) error {
 		}
 		rn.Machine.StepDone(r, w.Step, res, rn.Clock.Now())
 	case WaitTick:
+		observed := rn.observeTraffic(ctx, now)
 		readings := rn.read(ctx, r, now)
 		var firing []Alert
 		var alertsErr error
@@ -211,7 +245,9 @@ func (rn *Runner) step(ctx context.Context, r *Release) error {
 			firing, alertsErr = rn.Alerts.Firing(actx, now)
 			cancel()
 		}
+		before := len(r.Rows)
 		rn.Machine.Tick(r, readings, firing, alertsErr, now)
+		rn.attachTraffic(r, before, observed())
 	}
 	return rn.flush(ctx, r)
 }
@@ -246,10 +282,14 @@ func (rn *Runner) takeCommands(ctx context.Context, r *Release) error {
 }
 
 func (rn *Runner) runGate(ctx context.Context, r *Release, name StepName) GateResult {
-	if name == StepRedTeam || name == StepGoNoGo {
+	if name == StepRedTeam {
 		return GateResult{Status: GatePassed}
 	}
 	g := rn.Gates[name]
+	if name == StepGoNoGo && g == nil {
+		// The IC's GO is the step; a gate, when configured, only records it.
+		return GateResult{Status: GatePassed}
+	}
 	if g == nil {
 		return GateResult{Status: GateSkipped, Detail: "not configured"}
 	}

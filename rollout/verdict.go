@@ -71,6 +71,9 @@ type Row struct {
 	Readings []Measurement `json:"readings"`
 	Alerts   []Alert       `json:"alerts,omitempty"`
 	Decision Decision      `json:"decision"`
+	// Traffic is the observed traffic split at the tick, when the runner
+	// has a TrafficObserver; it never affects the decision.
+	Traffic *TrafficObservation `json:"traffic,omitempty"`
 }
 
 // Reading returns the row's measurement of a signal.

@@ -19,9 +19,11 @@ import (
 	"github.com/anchore/syft/syft/source"
 
 	// syft refuses to catalog newer RPM databases without a database/sql
-	// "sqlite" driver. grype is not linked into canarybot: it registers a
-	// driver of the same name, and both together panic at start.
-	_ "modernc.org/sqlite"
+	// "sqlite" driver. This is the package grype registers its driver
+	// from (sbom/vuln links grype): importing it here too registers the
+	// driver once. Any other "sqlite" driver (modernc.org/sqlite, its
+	// origin) would register the name a second time, a panic at start.
+	_ "github.com/glebarez/go-sqlite"
 )
 
 // Errors a caller of Generate branches on.

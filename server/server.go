@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -35,7 +36,12 @@ const (
 	// DefaultWorkTimeout bounds a handler that missed the ack; Slack's
 	// response_url stays valid for 30 minutes.
 	DefaultWorkTimeout = 5 * time.Minute
-	maxBody            = 64 << 10
+	// DefaultShutdownTimeout is how long Serve waits, once its context
+	// ends, for requests and late answers to finish: within a pod's
+	// termination grace period (30 s by default), so that the process
+	// logs what it drops rather than being killed mid-answer.
+	DefaultShutdownTimeout = 20 * time.Second
+	maxBody                = 64 << 10
 )
 
 // SlashCommandRequest is a verified, parsed and authorised /canary command,
@@ -82,6 +88,9 @@ type Options struct {
 	// acknowledged with "working on it" and the answer goes to response_url.
 	AckTimeout  time.Duration
 	WorkTimeout time.Duration
+	// ShutdownTimeout bounds how long Serve waits at shutdown for answers
+	// still being worked on; what is left is dropped and logged.
+	ShutdownTimeout time.Duration
 	// HTTPClient posts to response_url (default: a client with a 10 s timeout).
 	HTTPClient *http.Client
 	// AllowResponseURL says where late answers may be posted; default: https
@@ -116,7 +125,11 @@ type Server struct {
 	ack      prometheus.Histogram
 	triggers *prometheus.CounterVec
 	actions  *prometheus.CounterVec
-	late     sync.WaitGroup
+	late     lateWork
+	// work ends when the shutdown timeout has passed: the handlers still
+	// running are told to stop.
+	work     context.Context
+	dropWork context.CancelFunc
 	// socket is set while Socket Mode runs: commands arrive without a
 	// signing secret then.
 	socket atomic.Bool
@@ -137,6 +150,9 @@ func New(opt Options) *Server {
 	if opt.WorkTimeout <= 0 {
 		opt.WorkTimeout = DefaultWorkTimeout
 	}
+	if opt.ShutdownTimeout <= 0 {
+		opt.ShutdownTimeout = DefaultShutdownTimeout
+	}
 	if opt.HTTPClient == nil {
 		opt.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
@@ -144,6 +160,7 @@ func New(opt Options) *Server {
 		opt.AllowResponseURL = slackResponseURL
 	}
 	s := &Server{opt: opt, log: opt.Logger, mux: http.NewServeMux(), reg: prometheus.NewRegistry()}
+	s.work, s.dropWork = context.WithCancel(context.Background())
 	s.verifier, _ = bot.NewVerifier(opt.SlackSigningSecret, opt.Clock)
 	s.commands = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "canarybot_slack_commands_total",
@@ -204,7 +221,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 }
 
 // Run listens on Options.Listen until ctx ends, then shuts down and waits
-// for late answers still being posted.
+// (at most Options.ShutdownTimeout) for late answers still being posted.
 func (s *Server) Run(ctx context.Context) error {
 	ln, err := net.Listen("tcp", s.opt.Listen)
 	if err != nil {
@@ -224,15 +241,101 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	sctx, cancel := context.WithTimeout(context.Background(), s.opt.ShutdownTimeout)
 	defer cancel()
 	err := hs.Shutdown(sctx)
-	s.Wait()
+	if !s.late.waitUntil(sctx) {
+		n, named := s.late.pending()
+		s.log.Warn("shutdown: answers still being worked on are dropped; the people who asked get no answer and may ask again",
+			"dropped", n, "what", named, "waited", s.opt.ShutdownTimeout)
+		s.dropWork()
+	}
 	return err
 }
 
 // Wait blocks until every late answer has been posted (or given up on).
 func (s *Server) Wait() { s.late.Wait() }
+
+// lateWork counts the work still going on after a request was answered:
+// late answers, button presses, refusals being recorded. It names what it
+// can, so that a shutdown that cannot wait says what it dropped.
+type lateWork struct {
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	n     int
+	seq   uint64
+	named map[uint64]string
+}
+
+func (l *lateWork) Add(n int) {
+	l.mu.Lock()
+	l.n += n
+	l.mu.Unlock()
+	l.wg.Add(n)
+}
+
+func (l *lateWork) Done() {
+	l.mu.Lock()
+	l.n--
+	l.mu.Unlock()
+	l.wg.Done()
+}
+
+func (l *lateWork) Wait() { l.wg.Wait() }
+
+// start is Add(1) for work with a name; call the func it returns when done.
+func (l *lateWork) start(what string) func() {
+	l.mu.Lock()
+	l.seq++
+	id := l.seq
+	if l.named == nil {
+		l.named = map[uint64]string{}
+	}
+	l.named[id] = what
+	l.n++
+	l.mu.Unlock()
+	l.wg.Add(1)
+	return func() {
+		l.mu.Lock()
+		delete(l.named, id)
+		l.n--
+		l.mu.Unlock()
+		l.wg.Done()
+	}
+}
+
+// pending is how much work is still going on, and the names of that which
+// has one, in the order it started.
+func (l *lateWork) pending() (int, []string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ids := make([]uint64, 0, len(l.named))
+	for id := range l.named {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	names := make([]string, len(ids))
+	for i, id := range ids {
+		names[i] = l.named[id]
+	}
+	return l.n, names
+}
+
+// waitUntil waits for all the work until ctx ends, and reports whether it
+// all finished.
+func (l *lateWork) waitUntil(ctx context.Context) bool {
+	done := make(chan struct{})
+	go func() {
+		l.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
 
 func (s *Server) slashCommand(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
@@ -306,10 +409,12 @@ func (s *Server) command(ctx context.Context, sc slack.SlashCommand) SlackRespon
 	// The handler runs detached from the request so that it may finish
 	// after the ack and post its answer to response_url.
 	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opt.WorkTimeout)
+	stopOnDrop := context.AfterFunc(s.work, cancel)
 	done := make(chan SlackResponse, 1)
-	s.late.Add(1)
+	finished := s.late.start(fmt.Sprintf("/canary %s by %s", cmd.String(), sc.UserID))
 	go func() {
-		defer s.late.Done()
+		defer finished()
+		defer stopOnDrop()
 		defer cancel()
 		done <- s.opt.Handler(hctx, req)
 	}()
@@ -323,9 +428,9 @@ func (s *Server) command(ctx context.Context, sc slack.SlashCommand) SlackRespon
 	case <-timer.C:
 	}
 	outcome = "deferred"
-	s.late.Add(1)
+	posted := s.late.start(fmt.Sprintf("the late answer to /canary %s by %s", cmd.String(), sc.UserID))
 	go func() {
-		defer s.late.Done()
+		defer posted()
 		resp := <-done
 		s.log.Info("slash command answered late", "user", sc.UserID, "verb", verb, "answer", resp.Text)
 		if err := s.postLate(sc.ResponseURL, resp); err != nil {
@@ -365,11 +470,12 @@ func (s *Server) authorize(ctx context.Context, req *SlashCommandRequest) (why s
 	if s.opt.OnRefused != nil {
 		// Recorded after the answer, so that a slow state file never delays it.
 		r := *req
-		s.late.Add(1)
+		recorded := s.late.start(fmt.Sprintf("recording the refusal of %s by %s", req.Command.String(), req.UserID))
 		go func() {
-			defer s.late.Done()
+			defer recorded()
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opt.WorkTimeout)
 			defer cancel()
+			defer context.AfterFunc(s.work, cancel)()
 			s.opt.OnRefused(rctx, r, why)
 		}()
 	}
@@ -380,7 +486,7 @@ func (s *Server) postLate(responseURL string, resp SlackResponse) error {
 	if !s.opt.AllowResponseURL(responseURL) {
 		return fmt.Errorf("response_url %q is not a Slack hooks URL", responseURL)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(s.work, 30*time.Second)
 	defer cancel()
 	return slack.PostWebhookCustomHTTPContext(ctx, responseURL, s.opt.HTTPClient, message(resp))
 }

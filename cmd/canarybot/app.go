@@ -99,8 +99,13 @@ func expectEvidence(dir *evidence.Dir, plan *rollout.Plan, r *rollout.Release, g
 
 // parts are what every command that touches a release opens.
 type parts struct {
-	plan   *rollout.Plan
-	store  *store.Bolt
+	plan *rollout.Plan
+	// store keeps the releases: the --state file, or a ConfigMap (`run`
+	// and `serve` with --state-configmap).
+	store store.State
+	// outbox is the --state file, which also keeps the Slack outbox; nil
+	// when the state is in a ConfigMap and nothing posts to Slack.
+	outbox *store.Bolt
 	render report.Renderer
 }
 
@@ -113,7 +118,7 @@ func (g *globals) open() (*parts, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &parts{plan: &cfg.Plan, store: st, render: report.Renderer{}}, nil
+	return &parts{plan: &cfg.Plan, store: st, outbox: st, render: report.Renderer{}}, nil
 }
 
 // load returns the release of a version ("" = the current release).

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -24,43 +25,64 @@ import (
 )
 
 // production are the long-lived parts a release engine drives: Prometheus
-// (every query of the plan dry-run once) and canarybot's weighted router in
-// front of the two backends. `run` opens them for one release; `serve`
-// once, for every release it hosts, so traffic keeps flowing between them.
+// (every query of the plan dry-run once) and the router: the canary
+// Ingress on Kubernetes, else canarybot's weighted router in front of the
+// two backends. `run` opens them for one release; `serve` once, for every
+// release it hosts, so traffic keeps flowing between them.
 type production struct {
-	prom      *signals.Prometheus
-	promURL   string
-	router    *traffic.Local
-	routerLn  net.Listener
-	stable    *url.URL
+	prom    *signals.Prometheus
+	promURL string
+	traffic rollout.Traffic
+	// observer compares the observed canary share with the weight, for
+	// the table; nil when there is nothing to observe it with.
+	observer rollout.TrafficObserver
+	// where names the router for people: run's banner, the drill's text.
+	where string
+	// router and routerLn are canarybot's weighted router; nil on an
+	// Ingress.
+	router   *traffic.Local
+	routerLn net.Listener
+	stable   *url.URL
+	// canary is the canary backend the blast-radius step probes; nil on an
+	// Ingress without --canary (the step is then not configured).
 	canary    *url.URL
 	preflight []preflight.Check
 	srv       *http.Server
+	// wiring builds the freeze, preflight and green-button gates from
+	// canary.yaml and the environment (gates_wiring.go); nil wires only
+	// --preflight's checks.
+	wiring *gateWiring
 }
 
-// openProduction checks the flags, dry-runs the plan's queries and starts
-// the router. Bad flags are bad input.
-func openProduction(ctx context.Context, plan *rollout.Plan, o runOptions, log *slog.Logger) (*production, error) {
-	stableURL, err := backendURL("stable", o.stable)
-	if err != nil {
-		return nil, &exitError{code: exitBadInput, err: err}
+// openProduction checks the flags, dry-runs the plan's queries and opens
+// the router: the Ingress when --ingress names one (kc connects to its
+// cluster), else canarybot's own. Bad flags are bad input.
+func openProduction(ctx context.Context, plan *rollout.Plan, o runOptions, kc *kubeConn, log *slog.Logger) (*production, error) {
+	onIngress := o.kube.ingress != ""
+	var stableURL, canaryURL *url.URL
+	var err error
+	if !onIngress || o.stable != "" {
+		if stableURL, err = backendURL("stable", o.stable); err != nil {
+			return nil, &exitError{code: exitBadInput, err: err}
+		}
 	}
-	canaryURL, err := backendURL("canary", o.canary)
-	if err != nil {
-		return nil, &exitError{code: exitBadInput, err: err}
+	if !onIngress || o.canary != "" {
+		if canaryURL, err = backendURL("canary", o.canary); err != nil {
+			return nil, &exitError{code: exitBadInput, err: err}
+		}
 	}
-	promURL := o.prometheus
-	if promURL == "" {
-		promURL = os.Getenv("PROMETHEUS_URL")
+	// TLS, basic or bearer auth (inline or from files) come from the
+	// environment, never from flags or canary.yaml.
+	popts := signals.PrometheusOptionsFromEnv(os.Getenv)
+	if o.prometheus != "" {
+		popts.URL = o.prometheus
 	}
+	popts.Logger = log
+	promURL := popts.URL
 	if promURL == "" {
 		return nil, badInput("no Prometheus: set PROMETHEUS_URL or pass --prometheus http://host:9090")
 	}
-	prom, err := signals.NewPrometheus(signals.PrometheusOptions{
-		URL:         promURL,
-		BearerToken: os.Getenv("PROMETHEUS_BEARER_TOKEN"),
-		Logger:      log,
-	})
+	prom, err := signals.NewPrometheus(popts)
 	if err != nil {
 		return nil, &exitError{code: exitBadInput, err: err}
 	}
@@ -80,6 +102,15 @@ func openProduction(ctx context.Context, plan *rollout.Plan, o runOptions, log *
 			return nil, &exitError{code: exitBadInput, err: err}
 		}
 	}
+	pp := &production{prom: prom, promURL: promURL, stable: stableURL, canary: canaryURL, preflight: list}
+	if onIngress {
+		ing, observer, err := openIngress(ctx, kc, o.kube, plan, prom, log)
+		if err != nil {
+			return nil, err
+		}
+		pp.traffic, pp.observer, pp.where = ing, observer, "Ingress "+ing.String()
+		return pp, nil
+	}
 	router := traffic.NewLocal(stableURL, canaryURL)
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
@@ -87,27 +118,40 @@ func openProduction(ctx context.Context, plan *rollout.Plan, o runOptions, log *
 	}
 	srv := &http.Server{Handler: router, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
-	return &production{prom: prom, promURL: promURL, router: router, routerLn: ln, stable: stableURL, canary: canaryURL, preflight: list, srv: srv}, nil
+	pp.traffic, pp.router, pp.routerLn, pp.srv = router, router, ln, srv
+	pp.where = fmt.Sprintf("canarybot's router on %s (stable %s, canary %s)", ln.Addr(), stableURL.Host, canaryURL.Host)
+	return pp, nil
 }
 
-// Close stops the router.
-func (pp *production) Close() { pp.srv.Close() }
+// Close stops the router, if it is canarybot's.
+func (pp *production) Close() {
+	if pp.srv != nil {
+		pp.srv.Close()
+	}
+}
+
+// canaryURL is the canary backend's URL, "" when not given.
+func (pp *production) canaryURL() string {
+	if pp.canary == nil {
+		return ""
+	}
+	return pp.canary.String()
+}
 
 // engine builds the runner for one release on these parts.
 func (pp *production) engine(p *parts, plan *rollout.Plan, ev *evidence.Dir, version string, notifier rollout.Notifier, log *slog.Logger) *hostedEngine {
-	gates := map[rollout.StepName]rollout.Gate{
+	gates := map[rollout.StepName]rollout.Gate{}
+	if pp.canary != nil {
 		// The micro blast radius probes the canary backend directly.
-		rollout.StepBlast: &checks.BlastGate{Options: checks.BlastOptions{URL: pp.canary.String(), N: checks.DefaultBlastN}, Evidence: ev},
+		gates[rollout.StepBlast] = &checks.BlastGate{Options: checks.BlastOptions{URL: pp.canary.String(), N: checks.DefaultBlastN}, Evidence: ev}
 	}
-	if pp.preflight != nil {
-		gates[rollout.StepPreflight] = &preflight.Gate{Checks: pp.preflight, Options: preflight.Options{
-			Version: version, Canary: pp.canary.String(), Prometheus: pp.prom, Repo: ".", Evidence: ev}}
-	}
+	maps.Copy(gates, pp.wiring.gates(ev, pp.canaryURL(), pp.prom, pp.preflight))
 	rn := &rollout.Runner{
 		Machine:   &rollout.Machine{Plan: plan, Render: p.render},
 		Metrics:   pp.prom,
 		Alerts:    pp.prom,
-		Traffic:   pp.router,
+		Traffic:   pp.traffic,
+		Observer:  pp.observer,
 		Notifier:  notifier,
 		Evidence:  ev,
 		Store:     p.store,
@@ -303,7 +347,7 @@ func (h *engineHost) launch(ctx context.Context, id, version string, create func
 	h.mu.Unlock()
 	go func() {
 		defer release()
-		r, err := e.Runner.Run(hosting, id)
+		r, err := h.drive(hosting, e, id)
 		if err != nil {
 			if hosting.Err() == nil {
 				h.log.Error("release engine stopped", "release", id, "err", err)
@@ -316,6 +360,30 @@ func (h *engineHost) launch(ctx context.Context, id, version string, create func
 		h.log.Info("release ended", "release", id, "phase", r.Phase)
 	}()
 	return r, nil
+}
+
+// drive runs the release's engine until the release ends or ctx does. A
+// save that conflicts means the release was written by someone else since
+// it was loaded: with several replicas, a write the previous leader had in
+// flight when it lost the Lease. The stored state is then the truth, so
+// the engine loads it again and goes on from there.
+func (h *engineHost) drive(ctx context.Context, e *hostedEngine, id string) (*rollout.Release, error) {
+	backoff := 100 * time.Millisecond
+	for {
+		r, err := e.Runner.Run(ctx, id)
+		if !errors.Is(err, rollout.ErrConflict) || ctx.Err() != nil {
+			return r, err
+		}
+		h.log.Warn("the release changed under this engine; resuming from the stored state", "release", id, "err", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return r, ctx.Err()
+		case <-time.After(backoff):
+		}
+		// Conflicts in a row mean another engine keeps driving it (a
+		// `canarybot run` on the same state?): slow down, and say so.
+		backoff = min(backoff*2, 30*time.Second)
+	}
 }
 
 func (h *engineHost) prepare(ctx context.Context, id, version string, create func(context.Context, *hostedEngine) (*rollout.Release, error)) (*rollout.Release, *hostedEngine, error) {

@@ -3,12 +3,14 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/canarybot/canarybot/forge"
 )
@@ -21,6 +23,11 @@ type freezeOpts struct {
 	mode          string
 	reportThawed  bool
 	writeInterval time.Duration
+	// logEvery is how often a plain progress line goes to stderr when it
+	// is not a terminal; 0 never.
+	logEvery time.Duration
+	// metrics counts the GitHub client's waits, for the progress line.
+	metrics *forge.Metrics
 }
 
 func newFreezeCmd(g *globals) *cobra.Command {
@@ -58,6 +65,7 @@ stopped when run again, without repeating a call.`,
 	pf.StringVar(&o.mode, "mode", forge.ModeAuto, "how to block merges: auto (a ruleset where the token may administer the repository, else statuses), rulesets or statuses")
 	pf.BoolVar(&o.reportThawed, "report-thawed", true, "sync and the webhook set a success canary/freeze status on a PR while no freeze is in force (needed where branch protection requires the check)")
 	pf.DurationVar(&o.writeInterval, "write-interval", time.Second, "least time between two content-creating GitHub calls (GitHub asks for about one a second)")
+	pf.DurationVar(&o.logEvery, "log-every", forge.DefaultProgressInterval, "when stderr is not a terminal, write a progress line this often (0: never); on a terminal a progress bar updates in place")
 
 	start := &cobra.Command{
 		Use:   "start <version>",
@@ -72,7 +80,10 @@ stopped when run again, without repeating a call.`,
 			if err != nil {
 				return err
 			}
+			bar := o.progressLine(g)
+			f.OnProgress = bar.Report
 			sum, err := f.Start(cmd.Context(), args[0])
+			bar.Finish()
 			// The evidence is written even for an interrupted start: it says
 			// how far the freeze got.
 			if sum.Phase != forge.PhaseNone && sum.Version == args[0] {
@@ -101,7 +112,10 @@ stopped when run again, without repeating a call.`,
 			if err != nil {
 				return err
 			}
+			bar := o.progressLine(g)
+			f.OnProgress = bar.Report
 			sum, err := f.Lift(cmd.Context())
+			bar.Finish()
 			if errors.Is(err, forge.ErrNotFrozen) {
 				return badInput("%v (progress file %s)", err, o.progress)
 			}
@@ -221,6 +235,9 @@ func (o *freezeOpts) freeze(g *globals) (*forge.Freeze, error) {
 	if o.writeInterval < 0 {
 		return nil, badInput("--write-interval %s is negative", o.writeInterval)
 	}
+	if o.logEvery < 0 {
+		return nil, badInput("--log-every %s is negative; use 0 for no progress lines", o.logEvery)
+	}
 	switch o.mode {
 	case forge.ModeAuto, forge.ModeRulesets, forge.ModeStatuses:
 	default:
@@ -236,6 +253,8 @@ func (o *freezeOpts) freeze(g *globals) (*forge.Freeze, error) {
 	topts := forge.DefaultTransportOptions()
 	topts.WriteInterval = o.writeInterval
 	topts.Log = g.logger()
+	o.metrics = &forge.Metrics{}
+	topts.Metrics = o.metrics
 	client, err := forge.NewClient(cfg, nil, topts)
 	if err != nil {
 		return nil, badInput("%v", err)
@@ -256,4 +275,21 @@ func (o *freezeOpts) freeze(g *globals) (*forge.Freeze, error) {
 		Progress: forge.FileProgress{Path: o.progress},
 		Log:      g.logger(),
 	}, nil
+}
+
+// progressLine shows a freeze's progress on stderr: a bar rewritten in
+// place on a terminal, else a plain line every --log-every.
+func (o *freezeOpts) progressLine(g *globals) *forge.ProgressLine {
+	every := o.logEvery
+	if every == 0 {
+		every = -1 // ProgressLine's "never"; its 0 is the default interval
+	}
+	return &forge.ProgressLine{W: g.errOut, Terminal: isTTY(g.errOut), Metrics: o.metrics, Interval: every}
+}
+
+// isTTY is true when w is a terminal. Unlike a character-device test, it
+// is false for /dev/null, where escape sequences would be wasted.
+func isTTY(w io.Writer) bool {
+	f, ok := w.(interface{ Fd() uintptr })
+	return ok && term.IsTerminal(int(f.Fd()))
 }

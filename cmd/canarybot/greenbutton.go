@@ -49,6 +49,9 @@ text in $` + provenance.KeyEnv + `; without one an ephemeral key signs and
 everything says UNATTESTED (--require-key makes that a failed gate).
 Check the record with the public key you trust:
   canarybot verify go_nogo_signed_<version>.txt.sig --key pub.pem --artifact go_nogo_signed_<version>.txt
+What the flags leave out comes from canary.yaml's green_button section
+(expected_artifacts, artifacts_dir, previous_sbom, exceptions, lgpl,
+require_key, key_env).
 Exit 0 GO, 1 NO-GO (the message names the failed gates), 2 bad input.`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -56,6 +59,13 @@ Exit 0 GO, 1 NO-GO (the message names the failed gates), 2 bad input.`,
 				return badInput("green-button takes one <version>, got %d arguments, e.g. `canarybot green-button v1.4.0 --expect canarybot-linux-amd64`", len(args))
 			}
 			release := args[0]
+			// canary.yaml's green_button section fills what the flags leave out.
+			cfg, err := g.loadConfig()
+			if err != nil {
+				return err
+			}
+			gbc := cfg.GreenButton
+			fl := cmd.Flags()
 			if expectedFile != "" {
 				names, err := readExpected(expectedFile)
 				if err != nil {
@@ -64,7 +74,25 @@ Exit 0 GO, 1 NO-GO (the message names the failed gates), 2 bad input.`,
 				expect = append(expect, names...)
 			}
 			if len(expect) == 0 {
-				return badInput("name the release's artifacts with --expect NAME (repeatable) or --expected FILE (one name a line): artifact completeness and the provenance need them")
+				expect = gbc.ExpectedArtifacts
+			}
+			if len(expect) == 0 {
+				return badInput("name the release's artifacts with --expect NAME (repeatable), --expected FILE (one name a line) or green_button.expected_artifacts in canary.yaml: artifact completeness and the provenance need them")
+			}
+			if artifactsDir == "" {
+				artifactsDir = gbc.ArtifactsDir
+			}
+			if previous == "" {
+				previous = gbc.PreviousSBOM
+			}
+			if exceptions == "" {
+				exceptions = gbc.Exceptions
+			}
+			if !fl.Changed("lgpl") {
+				lgpl = gbc.LGPL
+			}
+			if !fl.Changed("require-key") {
+				requireKey = gbc.RequireKey
 			}
 			policy, err := sbom.ParseLGPLPolicy(lgpl)
 			if err != nil {
@@ -89,13 +117,14 @@ Exit 0 GO, 1 NO-GO (the message names the failed gates), 2 bad input.`,
 			if fi, err := os.Stat(source); err != nil || !fi.IsDir() {
 				return badInput("--source %s is not a directory: give the release's git checkout", source)
 			}
-			key, err := provenance.LoadSigningKey(keyPath, os.Getenv)
+			var key *provenance.Key
+			if keyPath != "" {
+				key, err = provenance.LoadSigningKey(keyPath, nil)
+			} else {
+				key, err = signingKeyFromEnv(gbc.KeyEnv, os.Getenv)
+			}
 			if err != nil {
 				return badInput("%v", err)
-			}
-			cfg, err := g.loadConfig()
-			if err != nil {
-				return err
 			}
 			ev, err := g.evidenceFor(release)
 			if err != nil {
@@ -159,7 +188,7 @@ Exit 0 GO, 1 NO-GO (the message names the failed gates), 2 bad input.`,
 	fl.StringVar(&previous, "previous-sbom", "", "the previous release's SBOM for the license drift gate")
 	fl.StringVar(&exceptions, "exceptions", "", "YAML list of {package, license, reason} exempting reviewed licenses")
 	fl.StringVar(&lgpl, "lgpl", string(sbom.LGPLWarn), "what a new LGPL package does: fail, warn or allow")
-	fl.StringVar(&keyPath, "key", "", "PEM private key, ed25519 or ECDSA P-256 (default $"+provenance.KeyEnv+"; else an ephemeral key: unattested)")
+	fl.StringVar(&keyPath, "key", "", "PEM private key, ed25519 or ECDSA P-256 (default: the PEM text in the variable green_button.key_env names, $"+provenance.KeyEnv+"; else an ephemeral key: unattested)")
 	fl.BoolVar(&requireKey, "require-key", false, "fail the provenance gate rather than sign with an ephemeral key")
 	return c
 }

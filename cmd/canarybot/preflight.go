@@ -29,7 +29,8 @@ func newPreflightCmd(g *globals) *cobra.Command {
 (one line per check, then "N/M passed, K cannot run") and each check's own
 evidence file into the release's evidence directory.
 
-Without --checks, the runbook's 10 checks run: the git tag and describe
+Without --checks, canary.yaml's preflight.checks run, and when it lists none
+(or there is no canary.yaml) the runbook's 10: the git tag and describe
 (release_tag.txt), the canary's /healthz and its Content-Security-Policy
 (csp_headers_<version>.txt, needs --canary), scrape targets up, no
 auto_rollback alert firing and event-loop lag p95 (need --prometheus or
@@ -47,7 +48,7 @@ Exit 0 only when every check passed; 1 when any failed or could not run;
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ver := args[0]
-			if budget <= 0 {
+			if cmd.Flags().Changed("budget") && budget <= 0 {
 				return badInput("--budget %s must be positive, e.g. 60s", budget)
 			}
 			if canary != "" {
@@ -56,9 +57,16 @@ Exit 0 only when every check passed; 1 when any failed or could not run;
 					return badInput("--canary %q is not an http(s) base URL such as https://canary.example.com", canary)
 				}
 			}
-			checks := preflight.DefaultChecks()
+			// canary.yaml's preflight section, the runbook's 10 when it lists none.
+			cfg, err := g.loadConfig()
+			if err != nil {
+				return err
+			}
+			if !cmd.Flags().Changed("budget") {
+				budget = cfg.Preflight.Budget
+			}
+			checks := cfg.Preflight.Checks
 			if checksFile != "" {
-				var err error
 				if checks, err = preflight.LoadChecks(checksFile); err != nil {
 					return &exitError{code: exitBadInput, err: err}
 				}
@@ -102,7 +110,7 @@ Exit 0 only when every check passed; 1 when any failed or could not run;
 	fl.StringVar(&checksFile, "checks", "", "YAML file of checks to run instead of the runbook's 10")
 	fl.StringVar(&canary, "canary", "", "the canary's base URL; http checks whose url is a path go there")
 	fl.StringVar(&promURL, "prometheus", "", "Prometheus base URL for promql checks (default $PROMETHEUS_URL)")
-	fl.DurationVar(&budget, "budget", preflight.DefaultBudget, "time for the whole preflight; a check still running then fails as timed out")
+	fl.DurationVar(&budget, "budget", preflight.DefaultBudget, "time for the whole preflight; a check still running then fails as timed out (default: preflight.budget in canary.yaml)")
 	fl.StringVar(&repo, "repo", "", "git repository of git checks without a dir (default: the current directory)")
 	return c
 }

@@ -50,9 +50,10 @@ type readyOptions struct {
 	repo       string
 	budget     time.Duration
 	blast      checks.BlastOptions
-	// greenButton is the green-button step; nil means this deployment has
-	// none, and the step is reported as skipped.
-	greenButton rollout.Gate
+	// greenButton builds the green-button step on the release's evidence;
+	// nil means this deployment has none, and the step is reported as
+	// skipped.
+	greenButton func(ev rollout.Evidence) rollout.Gate
 	getenv      func(string) string
 }
 
@@ -103,8 +104,11 @@ func newReadyCmd(g *globals) *cobra.Command {
                          and each check's file; see ` + "`canarybot preflight`" + `)
   blast radius           --blast-n HTTP probes and as many WebSocket sessions (micro_blast_<version>.log)
   artifact completeness  every evidence file the steps above should have written is there
-  green button           skipped: not configured in this deployment (it is reported, never passed);
-                         when configured, it also counts the release artifacts (artifact_count.txt)
+  green button           the T-2 ritual as canary.yaml's green_button section configures it (see
+                         ` + "`canarybot green-button`" + `), which also counts the release artifacts
+                         (artifact_count.txt); without green_button.expected_artifacts it is
+                         skipped: reported, never passed
+Without --checks and --budget, the preflight's come from canary.yaml's preflight section.
 Every step runs even when an earlier one failed, so the summary shows all that is wrong; it ends
 with the evidence count and READY FOR GO/NO-GO DECISION, or NOT READY naming the failed steps.
 Exit 0 ready, 1 not ready, 2 bad input.`,
@@ -116,6 +120,29 @@ Exit 0 ready, 1 not ready, 2 bad input.`,
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.version = args[0]
+			cfg, err := g.loadConfig()
+			if err != nil {
+				return err
+			}
+			if !cmd.Flags().Changed("budget") {
+				o.budget = cfg.Preflight.Budget
+			}
+			o.checks = cfg.Preflight.Checks
+			if len(cfg.GreenButton.ExpectedArtifacts) > 0 {
+				w, err := newGateWiring(cfg, productionGateEnv(g.logger()), nil)
+				if err != nil {
+					return err
+				}
+				source := o.repo
+				if source == "" {
+					source = "."
+				}
+				o.greenButton = func(ev rollout.Evidence) rollout.Gate {
+					gb := w.greenButton(ev, source)
+					gb.Who = g.who()
+					return gb
+				}
+			}
 			if o.budget <= 0 {
 				return badInput("--budget %s must be positive, e.g. 60s", o.budget)
 			}
@@ -164,7 +191,7 @@ Exit 0 ready, 1 not ready, 2 bad input.`,
 	}
 	fl := c.Flags()
 	fl.StringVar(&o.canary, "canary", "", "the canary's base URL: the blast radius probes it, http checks whose url is a path go there")
-	fl.StringVar(&checksFile, "checks", "", "YAML file of preflight checks instead of the runbook's 10")
+	fl.StringVar(&checksFile, "checks", "", "YAML file of preflight checks instead of canary.yaml's (the runbook's 10 by default)")
 	fl.StringVar(&promURL, "prometheus", "", "Prometheus base URL for promql checks (default $PROMETHEUS_URL)")
 	fl.StringVar(&o.repo, "repo", "", "git repository of the version seal (default: the current directory)")
 	fl.DurationVar(&o.budget, "budget", preflight.DefaultBudget, "time for the preflight")
@@ -262,9 +289,9 @@ func runReady(ctx context.Context, g *globals, o readyOptions) (*readyReport, er
 	// 4) Green button.
 	rep.steps = append(rep.steps, timed(stepGreenButton, func() readyStep {
 		if o.greenButton == nil {
-			return readyStep{status: readySkipped, detail: "skipped: not configured (no green button in this deployment: SBOM, provenance and the signed GO are not checked)"}
+			return readyStep{status: readySkipped, detail: "skipped: not configured (no green_button.expected_artifacts in canary.yaml: SBOM, provenance and the signed GO are not checked)"}
 		}
-		res, err := o.greenButton.Run(ctx, &rollout.Release{ID: o.version, Version: o.version})
+		res, err := o.greenButton(ev).Run(ctx, &rollout.Release{ID: o.version, Version: o.version})
 		switch {
 		case err != nil:
 			return readyStep{status: readyFailed, detail: err.Error()}

@@ -22,6 +22,7 @@ type runOptions struct {
 	stable     string
 	canary     string
 	listen     string
+	kube       kubeOptions
 }
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -31,14 +32,18 @@ func newRunCmd(g *globals) *cobra.Command {
 		Short: "Drive a release against production parts, printing the war-room table live",
 		Long: `run drives one release through the plan: the T-minus steps, the stages, the first night.
 Signals and triggers come from Prometheus (--prometheus or PROMETHEUS_URL; every query is dry-run
-at start, so a typo fails before anything moves). Traffic moves on canarybot's weighted router
-(--stable and --canary backends, served on --listen) until the Kubernetes ingress router lands.
+at start, so a typo fails before anything moves). Traffic moves on the canary Ingress named by
+--ingress (ingress-nginx canary annotations, through --kubeconfig, $KUBECONFIG or the pod's service
+account), else on canarybot's weighted router (--stable and --canary backends, served on --listen).
+The state is kept in the --state file, or in the ConfigMap named by --state-configmap (the
+default in a cluster: ` + defaultStateConfigMap + `).
 
-Run it again with the same --state after a crash: it resumes the release where it was and
+Run it again with the same state after a crash: it resumes the release where it was and
 reconciles the router's weight. From another terminal, promote/hold/resume/rollback/go/review
 queue commands for it.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			o.kube.resolve(cmd.Flags().Changed, inCluster(), g.statePath != "")
 			return runRelease(cmd.Context(), g, args[0], o)
 		},
 	}
@@ -46,9 +51,10 @@ queue commands for it.`,
 	fl.StringVar(&o.at, "at", "", "T-0, the start of stage 1: HH:MM today (local time) or RFC 3339; without it the steps run back to back")
 	fl.StringVar(&o.prometheus, "prometheus", "", "Prometheus base URL (default $PROMETHEUS_URL)")
 	fl.StringVar(&o.stable, "stable", "", "stable backend URL for the weighted router")
-	fl.StringVar(&o.canary, "canary", "", "canary backend URL for the weighted router")
+	fl.StringVar(&o.canary, "canary", "", "canary backend URL for the weighted router, and the blast-radius step's target (optional with --ingress)")
 	fl.StringVar(&o.listen, "listen", "127.0.0.1:8081", "address the weighted router listens on")
 	fl.StringVar(&o.preflight, "preflight", "", "checks file for the T-10 preflight step (as for `canarybot preflight --checks`); without it the step is recorded as skipped")
+	o.kube.addFlags(c)
 	return c
 }
 
@@ -97,14 +103,31 @@ func runRelease(ctx context.Context, g *globals, version string, o runOptions) e
 	if err != nil {
 		return &exitError{code: exitBadInput, err: err}
 	}
-	pp, err := openProduction(ctx, &plan, o, log)
+	kc, err := connectKube(o.kube)
+	if err != nil {
+		return err
+	}
+	pp, err := openProduction(ctx, &plan, o, kc, log)
 	if err != nil {
 		return err
 	}
 	defer pp.Close()
-	p, err := g.open()
+	// The freeze, preflight, green-button and go/no-go gates that canary.yaml
+	// and the environment configure, as serve wires them.
+	freeze, err := newFreezeOps(cfg, productionGateEnv(log))
 	if err != nil {
 		return err
+	}
+	if pp.wiring, err = newGateWiring(cfg, productionGateEnv(log), freeze); err != nil {
+		return err
+	}
+	p, err := g.openState(ctx, kc, o.kube.stateConfigMap, false)
+	if err != nil {
+		return err
+	}
+	where := cfg.StatePath
+	if o.kube.stateConfigMap != "" {
+		where = "ConfigMap " + kc.namespace + "/" + o.kube.stateConfigMap
 	}
 	ev, err := evidence.Open(cfg.EvidenceDir, version)
 	if err != nil {
@@ -112,8 +135,8 @@ func runRelease(ctx context.Context, g *globals, version string, o runOptions) e
 	}
 	e := pp.engine(p, &plan, ev, version, &bot.Terminal{W: g.out, Plan: &plan, Render: p.render}, log)
 	rn := e.Runner
-	fmt.Fprintf(g.out, "canarybot run %s: router on %s (stable %s, canary %s); signals from %s; state %s; evidence %s\n",
-		version, pp.routerLn.Addr(), pp.stable.Host, pp.canary.Host, pp.promURL, cfg.StatePath, ev.Path())
+	fmt.Fprintf(g.out, "canarybot run %s: traffic on %s; signals from %s; state %s; evidence %s\n",
+		version, pp.where, pp.promURL, where, ev.Path())
 	r, err := p.store.Load(ctx, version)
 	switch {
 	case errors.Is(err, rollout.ErrNotFound):
@@ -123,7 +146,7 @@ func runRelease(ctx context.Context, g *globals, version string, o runOptions) e
 	case err != nil:
 		return err
 	case r.Phase.Terminal():
-		return badInput("release %s is already %s in %s; use another --state for a new release", version, r.Phase, cfg.StatePath)
+		return badInput("release %s is already %s in %s; use another --state or --state-configmap for a new release", version, r.Phase, where)
 	default:
 		if o.at != "" {
 			fmt.Fprintf(g.out, "note: --at is ignored when resuming; %s keeps the T-0 it was started with\n", version)

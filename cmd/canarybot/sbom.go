@@ -17,7 +17,7 @@ import (
 func newSBOMCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "sbom",
-		Short: "SBOMs: generate a release's, check license drift between two releases",
+		Short: "SBOMs: generate a release's, check license drift between two releases, scan for known vulnerabilities",
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
 				return badInput("unknown sbom command %q; see `canarybot sbom --help`", args[0])
@@ -26,7 +26,7 @@ func newSBOMCmd(g *globals) *cobra.Command {
 		},
 		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 	}
-	c.AddCommand(newSBOMGenerateCmd(g), newSBOMDriftCmd(g))
+	c.AddCommand(newSBOMGenerateCmd(g), newSBOMDriftCmd(g), newSBOMScanCmd(g))
 	return c
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/canarybot/canarybot/bot"
 	"github.com/canarybot/canarybot/config"
 	"github.com/canarybot/canarybot/evidence"
+	"github.com/canarybot/canarybot/ha"
 	"github.com/canarybot/canarybot/rollout"
 	"github.com/canarybot/canarybot/server"
 )
@@ -28,9 +30,12 @@ type serveOptions struct {
 	listen      string
 	managers    string
 	slackAPIURL string
-	// The production parts of the releases serve runs; without --stable
-	// and --canary it answers /canary and queues commands for an engine
-	// run elsewhere (`canarybot run`), and /canary start says so.
+	// shutdown bounds how long serve waits, once asked to stop, for
+	// answers still being worked on: a pod's grace period is 30 s.
+	shutdown time.Duration
+	// The production parts of the releases serve runs; without --ingress
+	// or --stable and --canary it answers /canary and queues commands for
+	// an engine run elsewhere (`canarybot run`), and /canary start says so.
 	engine runOptions
 }
 
@@ -39,16 +44,22 @@ type serveOptions struct {
 func newServeCmd(g *globals) *cobra.Command {
 	var o serveOptions
 	c := &cobra.Command{
-		Use:   "serve [--listen 127.0.0.1:8080] [--stable URL --canary URL]",
+		Use:   "serve [--listen 127.0.0.1:8080] [--ingress NAME | --stable URL --canary URL] [--state-configmap NAME]",
 		Short: "Serve Slack's /canary and the war-room buttons, run releases started from Slack; /healthz, /readyz, /metrics",
 		Long: `serve is the Slack war-room's end of canarybot. It answers /canary and the war-room messages'
 buttons over HTTP (POST /slack/commands and /slack/interactions, verified with
 SLACK_SIGNING_SECRET) and, with SLACK_APP_TOKEN, over Socket Mode for workspaces that cannot reach
-it. With --stable, --canary and PROMETHEUS_URL it also runs the releases started with
-/canary start (release managers only; one at a time), posting the war-room table to the slack
-channel with SLACK_BOT_TOKEN; on restart it resumes a release in progress.`,
+it. With PROMETHEUS_URL and a router — the canary Ingress (--ingress) or canarybot's own in front
+of --stable and --canary — it also runs the releases started with /canary start (release managers
+only; one at a time), posting the war-room table to the slack channel with SLACK_BOT_TOKEN; on
+restart it resumes a release in progress.
+
+With --state-configmap (the default in a cluster) the state lives in a ConfigMap every replica
+shares, and the replicas elect a leader through the Lease --lease-name: only the leader runs
+releases; the others answer status, queue commands for the leader, and take over when it goes.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			o.engine.kube.resolve(cmd.Flags().Changed, inCluster(), g.statePath != "")
 			return serve(cmd.Context(), g, cmd.Flags().Changed("listen"), o)
 		},
 	}
@@ -61,6 +72,9 @@ channel with SLACK_BOT_TOKEN; on restart it resumes a release in progress.`,
 	fl.StringVar(&o.engine.listen, "router-listen", "127.0.0.1:8081", "address the weighted router listens on")
 	fl.StringVar(&o.engine.preflight, "preflight", "", "checks file for the T-10 preflight step")
 	fl.StringVar(&o.slackAPIURL, "slack-api-url", slack.APIURL, "Slack Web API base URL (a test double's, or an Enterprise Grid proxy)")
+	fl.DurationVar(&o.shutdown, "shutdown-timeout", server.DefaultShutdownTimeout, "on SIGTERM, how long to wait for answers still being worked on (keep it under the pod's termination grace period)")
+	o.engine.kube.addFlags(c)
+	o.engine.kube.addServeFlags(c)
 	return c
 }
 
@@ -93,14 +107,45 @@ func serve(ctx context.Context, g *globals, listenSet bool, o serveOptions) erro
 		api = slack.New(botToken, slack.OptionAppLevelToken(appToken), slack.OptionAPIURL(o.slackAPIURL))
 	}
 	h := &slackHandler{g: g, managers: append(slices.Clone(cfg.Slack.ReleaseManagers), splitList(o.managers)...), users: users, log: log}
-	if o.engine.stable != "" || o.engine.canary != "" {
+	// The change freeze of /canary freeze, POST /github/webhook and the
+	// engine's freeze step: one, from canary.yaml's github section and the
+	// environment (gates_wiring.go).
+	freeze, err := newFreezeOps(cfg, productionGateEnv(log))
+	if err != nil {
+		return err
+	}
+	h.freeze = freeze.slackFreeze(h)
+	if h.routes, err = githubWebhookRoutes(freeze, productionGateEnv(log)); err != nil {
+		return err
+	}
+	kube := o.engine.kube
+	hosting := o.engine.stable != "" || o.engine.canary != "" || kube.ingress != ""
+	if kube.leaderElectSet && kube.leaderElect && !hosting {
+		return badInput("--leader-elect elects the replica that runs releases, and this serve runs none: add --ingress (or --stable and --canary)")
+	}
+	kc, err := connectKube(kube)
+	if err != nil {
+		return err
+	}
+	if kube.stateConfigMap != "" && !hosting {
+		// A front end only: every request reads the ConfigMap and queues
+		// commands in it for the engine that drives the release.
+		if h.p, err = g.openState(ctx, kc, kube.stateConfigMap, false); err != nil {
+			return err
+		}
+		h.sharedInbox = true
+	}
+	if hosting {
 		plan := cfg.Plan
-		pp, err := openProduction(ctx, &plan, o.engine, log)
+		pp, err := openProduction(ctx, &plan, o.engine, kc, log)
 		if err != nil {
 			return err
 		}
 		defer pp.Close()
-		p, err := g.open()
+		if pp.wiring, err = newGateWiring(cfg, productionGateEnv(log), freeze); err != nil {
+			return err
+		}
+		p, err := g.openState(ctx, kc, kube.stateConfigMap, botToken != "")
 		if err != nil {
 			return err
 		}
@@ -114,7 +159,11 @@ func serve(ctx context.Context, g *globals, listenSet bool, o serveOptions) erro
 			warroom = &bot.Terminal{W: g.out, Plan: &plan, Render: p.render}
 		}
 		h.p = p
-		h.router = pp.routerLn.Addr().String()
+		h.sharedInbox = kube.stateConfigMap != ""
+		h.router = pp.where
+		if pp.routerLn != nil {
+			h.router = pp.routerLn.Addr().String()
+		}
 		h.host = newEngineHost(p, func(ctx context.Context, id, version string) (*hostedEngine, error) {
 			ev, err := evidence.Open(cfg.EvidenceDir, id)
 			if err != nil {
@@ -122,7 +171,17 @@ func serve(ctx context.Context, g *globals, listenSet bool, o serveOptions) erro
 			}
 			return pp.engine(p, &plan, ev, version, warroom, log), nil
 		}, log)
+		if kube.leaderElect {
+			if h.elector, err = newElector(kc, kube, log); err != nil {
+				return err
+			}
+			// The Lease decides who drives the release: the new leader
+			// resumes it at once rather than after the previous one's
+			// heartbeat has aged.
+			h.host.takeover = 0
+		}
 	}
+	h.shutdown = o.shutdown
 	return h.serve(ctx, o.listen, secret, token, cfg, api, appToken != "")
 }
 
@@ -141,6 +200,8 @@ func (h *slackHandler) serve(ctx context.Context, listen, secret, amToken string
 		Triggers:           cfg.Plan.Triggers,
 		Service:            cfg.Plan.Service,
 		AlertmanagerToken:  amToken,
+		ShutdownTimeout:    h.shutdown,
+		Routes:             h.routes,
 	}
 	if h.host != nil {
 		opt.Collectors = h.host.metrics.collectors()
@@ -151,7 +212,10 @@ func (h *slackHandler) serve(ctx context.Context, listen, secret, amToken string
 	if socket {
 		grp.Go(func() error { return s.RunSocketMode(gctx, socketmode.New(api)) })
 	}
-	if h.host != nil {
+	switch {
+	case h.host != nil && h.elector != nil:
+		grp.Go(func() error { return h.elector.Run(gctx, h.lead) })
+	case h.host != nil:
 		grp.Go(func() error { return h.host.Run(gctx) })
 	}
 	for _, run := range h.background {
@@ -161,8 +225,14 @@ func (h *slackHandler) serve(ctx context.Context, listen, secret, amToken string
 	if socket {
 		what += "; Slack Socket Mode"
 	}
+	if h.routes != nil {
+		what += "; /github/webhook"
+	}
 	if h.host != nil {
 		what += "; releases started with /canary start run here"
+	}
+	if h.elector != nil {
+		what += " while this replica (" + h.elector.Identity() + ") leads"
 	}
 	fmt.Fprintf(h.g.out, "serving %s on http://%s\n", what, listen)
 	err := grp.Wait()
@@ -177,7 +247,7 @@ func (h *slackHandler) serve(ctx context.Context, listen, secret, amToken string
 // the state file, so that a restart neither loses nor repeats a message.
 // Its outbox's Run must run beside the engine.
 func slackWarRoom(api bot.OutboxAPI, cfg config.Config, plan *rollout.Plan, p *parts, log *slog.Logger) *bot.SlackNotifier {
-	n := bot.NewSlackNotifier(api, p.store, plan)
+	n := bot.NewSlackNotifier(api, p.outbox, plan)
 	n.Channel, n.Buttons, n.Logger = cfg.Slack.Channel, true, log
 	n.Outbox.Logger = log
 	return n
@@ -218,6 +288,16 @@ type slackHandler struct {
 	review []bot.ReviewItem
 	// background run beside the server until it stops (the outbox).
 	background []func(ctx context.Context) error
+	// elector, when set, says whether this replica leads; only the leader
+	// runs host.
+	elector *ha.Elector
+	// sharedInbox is set when the state (and so the command queue) is
+	// shared by every replica: a follower then queues commands for the
+	// leader instead of refusing them.
+	sharedInbox bool
+	shutdown    time.Duration
+	// routes are mounted beside Slack's (POST /github/webhook).
+	routes map[string]http.Handler
 }
 
 func (h *slackHandler) open() (*parts, error) {
@@ -238,6 +318,10 @@ func (h *slackHandler) logger() *slog.Logger {
 // current release. With no engine to apply it, the error makes the webhook
 // answer 503 so that Alertmanager retries rather than the trigger being lost.
 func (h *slackHandler) triggers(ctx context.Context, alerts []rollout.Alert) error {
+	if why := h.notLeader(); why != "" && !h.sharedInbox {
+		// 503: Alertmanager retries, and may reach the leader.
+		return errors.New(why)
+	}
 	p, err := h.open()
 	if err != nil {
 		return err
@@ -377,6 +461,9 @@ func (h *slackHandler) handle(ctx context.Context, req server.SlashCommandReques
 			return reply("%s", why)
 		}
 	}
+	if why := h.notLeader(); why != "" && !h.sharedInbox {
+		return reply("%s", why)
+	}
 	manager := slices.ContainsFunc(h.managers, func(m string) bool { return m == req.UserID || h.users.Name(m) == req.User })
 	cmd, err := p.enqueue(ctx, r, rollout.Command{Kind: kind, User: req.User, Reason: c.Reason, Duration: c.Duration, Target: c.Target, Manager: manager})
 	if err != nil {
@@ -447,6 +534,9 @@ func (h *slackHandler) start(ctx context.Context, req server.SlashCommandRequest
 	if h.host == nil {
 		return reply("This canarybot does not run releases: start serve with --stable, --canary and PROMETHEUS_URL to run them from Slack, or start %s with `canarybot run %s` where the engine runs.", v, v)
 	}
+	if why := h.notLeader(); why != "" {
+		return reply("%s", why)
+	}
 	r, err := h.host.Start(ctx, v, req.User)
 	switch {
 	case errors.Is(err, errEngineBusy):
@@ -487,6 +577,9 @@ func (h *slackHandler) drill(ctx context.Context, p *parts, r *rollout.Release, 
 			ev, ok = h.host.Evidence(r.ID)
 		}
 		if !ok {
+			if why := h.notLeader(); why != "" {
+				return reply("%s", why)
+			}
 			return reply("The drill writes %s's evidence, which the engine driving it owns: run `canarybot rollback --dry-run --reason drill` where that engine runs.", r.Version)
 		}
 	default:

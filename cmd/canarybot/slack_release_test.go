@@ -384,8 +384,8 @@ func TestSlackWarRoomRelease(t *testing.T) {
 	if lines != 1 {
 		t.Errorf("the one-liner %q is in %d messages, want 1", oneLiner, lines)
 	}
-	pending, _ := w.h.p.store.Pending(ctx)
-	dead, _ := w.h.p.store.Dead(ctx)
+	pending, _ := w.h.p.outbox.Pending(ctx)
+	dead, _ := w.h.p.outbox.Dead(ctx)
 	if len(pending) != 0 || len(dead) != 0 {
 		t.Errorf("outbox not empty: %d pending, %d dead", len(pending), len(dead))
 	}

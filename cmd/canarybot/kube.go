@@ -1,0 +1,282 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"github.com/spf13/cobra"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/canarybot/canarybot/ha"
+	"github.com/canarybot/canarybot/rollout"
+	"github.com/canarybot/canarybot/store"
+	"github.com/canarybot/canarybot/traffic"
+)
+
+// Names the deploy/kubernetes manifests and their RBAC use.
+const (
+	defaultStateConfigMap = "canarybot-state"
+	defaultLeaseName      = "canarybot"
+)
+
+// kubeOptions are the flags that put `run` and `serve` on Kubernetes: the
+// canary Ingress as the router, the release state in a ConfigMap, and (for
+// serve) leader election between replicas.
+type kubeOptions struct {
+	kubeconfig string
+	namespace  string
+	// ingress is the canary Ingress; stableIngress the one it shadows,
+	// whose name ingress-nginx counts the requests under.
+	ingress, stableIngress string
+	stateConfigMap         string
+	// configMapSet is set when --state-configmap was given, even empty:
+	// `--state-configmap ""` keeps bbolt in a cluster.
+	configMapSet bool
+
+	// serve only.
+	leaderElect, leaderElectSet bool
+	leaseName                   string
+	identity                    string
+	lease                       leaseTimings
+}
+
+// leaseTimings are the election's pace; zero means ha's defaults. Hidden
+// flags set them, for tests and for clusters with a slow API server.
+type leaseTimings struct {
+	duration, renew, retry time.Duration
+}
+
+func (o *kubeOptions) addFlags(c *cobra.Command) {
+	fl := c.Flags()
+	fl.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default $KUBECONFIG, else the pod's service account, else ~/.kube/config)")
+	fl.StringVar(&o.namespace, "namespace", "", "namespace of the Ingress, the state ConfigMap and the Lease (default: the kubeconfig context's, or the pod's own)")
+	fl.StringVar(&o.ingress, "ingress", "", "canary Ingress (ingress-nginx canary annotations) to move traffic on, instead of canarybot's weighted router")
+	fl.StringVar(&o.stableIngress, "stable-ingress", "", "the stable Ingress the canary one shadows, for the observed share (default: --ingress without its -canary suffix)")
+	fl.StringVar(&o.stateConfigMap, "state-configmap", "", "keep the release state in this ConfigMap instead of the --state file (default in a cluster: "+defaultStateConfigMap+`; "" keeps the file)`)
+}
+
+func (o *kubeOptions) addServeFlags(c *cobra.Command) {
+	fl := c.Flags()
+	fl.BoolVar(&o.leaderElect, "leader-elect", false, "elect a leader among replicas through a Lease; only the leader runs releases (default: on when the state is in a ConfigMap)")
+	fl.StringVar(&o.leaseName, "lease-name", defaultLeaseName, "the Lease replicas elect the leader through")
+	fl.StringVar(&o.identity, "identity", "", "this replica's name in the Lease (default $POD_NAME or the host name, with a random suffix)")
+	fl.DurationVar(&o.lease.duration, "lease-duration", ha.DefaultLeaseDuration, "how long followers wait after the leader's last renewal before taking over")
+	fl.DurationVar(&o.lease.renew, "lease-renew-deadline", ha.DefaultRenewDeadline, "how long the leader keeps trying to renew before it stops leading")
+	fl.DurationVar(&o.lease.retry, "lease-retry-period", ha.DefaultRetryPeriod, "how often replicas try to acquire or renew the Lease")
+	for _, name := range []string{"identity", "lease-duration", "lease-renew-deadline", "lease-retry-period"} {
+		_ = fl.MarkHidden(name)
+	}
+}
+
+// resolve fills in what depends on whether a flag was given and on where
+// canarybot runs: in a cluster without --state, the state goes to the
+// ConfigMap by default; leader election is on by default when it does.
+func (o *kubeOptions) resolve(changed func(name string) bool, inCluster, stateFileGiven bool) {
+	o.configMapSet = changed("state-configmap")
+	if !o.configMapSet && inCluster && !stateFileGiven {
+		o.stateConfigMap = defaultStateConfigMap
+	}
+	o.leaderElectSet = changed("leader-elect")
+	if !o.leaderElectSet {
+		o.leaderElect = o.stateConfigMap != ""
+	}
+}
+
+// needsCluster reports whether any part runs on Kubernetes.
+func (o *kubeOptions) needsCluster() bool {
+	return o.ingress != "" || o.stateConfigMap != "" || o.leaderElect
+}
+
+// inCluster reports whether this process runs in a pod with a service
+// account.
+func inCluster() bool {
+	_, err := rest.InClusterConfig()
+	return err == nil
+}
+
+// kubeConn is one client for the router, the state store and the election.
+type kubeConn struct {
+	client    kubernetes.Interface
+	namespace string
+}
+
+// connectKube builds the client the options name, or returns nil when no
+// part runs on Kubernetes.
+func connectKube(o kubeOptions) (*kubeConn, error) {
+	if !o.needsCluster() {
+		return nil, nil
+	}
+	cfg, ns, err := traffic.ClientConfig(o.kubeconfig)
+	if err != nil {
+		return nil, &exitError{code: exitBadInput, err: err}
+	}
+	if o.namespace != "" {
+		ns = o.namespace
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, &exitError{code: exitBadInput, err: fmt.Errorf("kubernetes client for %s: %w", cfg.Host, err)}
+	}
+	return &kubeConn{client: cs, namespace: ns}, nil
+}
+
+// kubeInputErrors are the router's and the store's errors that a person
+// fixes in the flags or the cluster's objects, not by retrying.
+var kubeInputErrors = []error{traffic.ErrIngressNotFound, traffic.ErrForbidden, traffic.ErrBadAnnotation, store.ErrForbidden, store.ErrBadID}
+
+func kubeError(err error) error {
+	for _, e := range kubeInputErrors {
+		if errors.Is(err, e) {
+			return &exitError{code: exitBadInput, err: err}
+		}
+	}
+	return err
+}
+
+// openState opens the parts of `run` and `serve`: the release state in the
+// ConfigMap when one is named, else in the --state file. The file is still
+// opened when outbox is set, for the Slack outbox it keeps.
+func (g *globals) openState(ctx context.Context, kc *kubeConn, configMap string, outbox bool) (*parts, error) {
+	if configMap == "" {
+		return g.open()
+	}
+	cfg, err := g.loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	p := &parts{plan: &cfg.Plan}
+	if outbox {
+		if p.outbox, err = store.Open(cfg.StatePath); err != nil {
+			return nil, err
+		}
+	}
+	cm, err := store.NewConfigMap(kc.client, kc.namespace, configMap)
+	if err != nil {
+		return nil, &exitError{code: exitBadInput, err: err}
+	}
+	// Read once now, so that a missing permission or an unreachable API
+	// server stops the command before anything moves.
+	if _, err := cm.Load(ctx, ""); err != nil && !errors.Is(err, rollout.ErrNotFound) {
+		return nil, kubeError(fmt.Errorf("state ConfigMap %s: %w", cm, err))
+	}
+	p.store = cm
+	return p, nil
+}
+
+// openIngress returns the router on the canary Ingress, having read its
+// weight once, and the observer of its traffic split (nil when the stable
+// Ingress's name is not known).
+func openIngress(ctx context.Context, kc *kubeConn, o kubeOptions, plan *rollout.Plan, m rollout.Metrics, log *slog.Logger) (*traffic.Ingress, rollout.TrafficObserver, error) {
+	ing, err := traffic.NewIngressForClient(kc.client, traffic.IngressOptions{Namespace: kc.namespace, Name: o.ingress, Logger: log})
+	if err != nil {
+		return nil, nil, &exitError{code: exitBadInput, err: err}
+	}
+	if _, err := ing.Weight(ctx); err != nil {
+		return nil, nil, kubeError(fmt.Errorf("--ingress %s: %w", o.ingress, err))
+	}
+	stable := o.stableIngress
+	if stable == "" {
+		if s, ok := strings.CutSuffix(o.ingress, "-canary"); ok && s != "" {
+			stable = s
+		}
+	}
+	if stable == "" {
+		log.Warn("the stable Ingress is not known: the table does not compare the observed canary share with the weight; name it with --stable-ingress",
+			"ingress", ing.String())
+		return ing, nil, nil
+	}
+	return ing, newShareObserver(ing, m, traffic.ShareOptions{Namespace: kc.namespace, Stable: stable, Canary: o.ingress, Window: plan.Window}), nil
+}
+
+// shareObserver compares ingress-nginx's observed canary share with the
+// Ingress's weight, for the war-room table.
+type shareObserver struct {
+	ingress *traffic.Ingress
+	metrics rollout.Metrics
+	opts    traffic.ShareOptions
+	// settle is how long a weight must have been in force before a gap
+	// counts: the window's counts otherwise mix the old weight with the new.
+	settle time.Duration
+
+	mu     sync.Mutex
+	weight int
+	since  time.Time
+}
+
+func newShareObserver(ing *traffic.Ingress, m rollout.Metrics, o traffic.ShareOptions) *shareObserver {
+	settle := 2 * time.Minute
+	if d, err := model.ParseDuration(o.Window); err == nil && d > 0 {
+		settle = time.Duration(d)
+	}
+	return &shareObserver{ingress: ing, metrics: m, opts: o, settle: settle}
+}
+
+// Observe reads the weight and the counts. A mismatch within a window of a
+// weight change (or of this process's first look) is reported as settling.
+func (s *shareObserver) Observe(ctx context.Context, at time.Time) (rollout.TrafficObservation, error) {
+	sh, err := s.ingress.ObservedShare(ctx, s.metrics, s.opts, at)
+	if err != nil {
+		return rollout.TrafficObservation{}, err
+	}
+	s.mu.Lock()
+	if s.since.IsZero() || sh.Weight != s.weight {
+		s.weight, s.since = sh.Weight, at
+	}
+	since := s.since
+	s.mu.Unlock()
+	o := rollout.TrafficObservation{Weight: sh.Weight, Observed: sh.Observed, Status: string(sh.Status), Text: sh.String()}
+	if sh.Status == traffic.ShareMismatch && at.Sub(since) < s.settle {
+		o.Status = rollout.TrafficSettling
+		o.Text = fmt.Sprintf("%s; weight %d%% in force since %s, compared after %s", sh, sh.Weight, since.UTC().Format("15:04:05"), s.settle)
+	}
+	return o, nil
+}
+
+// newElector is this replica's candidacy for the Lease that decides which
+// replica of `serve` runs releases.
+func newElector(kc *kubeConn, o kubeOptions, log *slog.Logger) (*ha.Elector, error) {
+	if kc == nil {
+		return nil, badInput("--leader-elect needs a cluster: set KUBECONFIG or --kubeconfig, or run in a pod")
+	}
+	id := o.identity
+	if id == "" {
+		id = ha.DefaultIdentity()
+	}
+	e, err := ha.New(ha.Config{
+		Client: kc.client, Namespace: kc.namespace, LeaseName: o.leaseName, Identity: id,
+		LeaseDuration: o.lease.duration, RenewDeadline: o.lease.renew, RetryPeriod: o.lease.retry,
+		Log: log.With("lease", kc.namespace+"/"+o.leaseName),
+	})
+	if err != nil {
+		return nil, &exitError{code: exitBadInput, err: err}
+	}
+	return e, nil
+}
+
+// lead is what the leader does while it leads: host releases. It returns
+// once the engine has stopped, so that the Lease is given up only after.
+func (h *slackHandler) lead(ctx context.Context) {
+	if err := h.host.Run(ctx); err != nil {
+		h.logger().Error("engine host stopped", "err", err)
+	}
+}
+
+// notLeader is the polite refusal of a replica that does not lead, "" on
+// the leader or without leader election.
+func (h *slackHandler) notLeader() string {
+	if h.elector == nil || h.elector.IsLeader() {
+		return ""
+	}
+	leader := h.elector.Leader()
+	if leader == "" {
+		leader = "none elected yet"
+	}
+	return fmt.Sprintf("Not the leader (leader: %s) — try again in a few seconds.", leader)
+}
