@@ -41,14 +41,13 @@ func (s *Server) RunSocketMode(ctx context.Context, client *socketmode.Client) e
 		}
 		s.log.Debug("socket mode event", "type", evt.Type)
 	})
+	// The event loop only returns with an error; its context's end is the
+	// normal way out.
 	err := h.RunEventLoopContext(ctx)
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		return nil
 	}
-	if err != nil {
-		return fmt.Errorf("slack socket mode: %w", err)
-	}
-	return nil
+	return fmt.Errorf("slack socket mode: %w", err)
 }
 
 // SocketEvent handles one Socket Mode event with the handlers of the HTTP

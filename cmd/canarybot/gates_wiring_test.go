@@ -465,8 +465,10 @@ func TestSlackFreezeCarriesOnInTheBackground(t *testing.T) {
 	if err != nil || !strings.Contains(out, "carries on in the background") {
 		t.Fatalf("answer %q, %v", out, err)
 	}
-	// The background run holds the freeze's turn until it is done.
+	// The background run holds the freeze's turn until it is done: taking
+	// the turn waits for it.
 	ops.mu.Lock()
+	//lint:ignore SA2001 the empty section is the wait for the background run's turn
 	ops.mu.Unlock()
 	sum, err := ops.freeze.Status(context.Background())
 	if err != nil || sum.Phase != forge.PhaseFrozen || sum.LabelsAdded != 2 {
