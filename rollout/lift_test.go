@@ -244,3 +244,30 @@ func TestGoNoGoRecorded(t *testing.T) {
 		})
 	}
 }
+
+// beatingStore records heartbeats beside a memStore.
+type beatingStore struct {
+	*memStore
+	beats []time.Time
+}
+
+func (s *beatingStore) Heartbeat(ctx context.Context, id string, at time.Time) error {
+	s.beats = append(s.beats, at)
+	return nil
+}
+
+// TestStartHeartbeats: a started release shows a live engine at once, so a
+// command sent right after the start is not refused for want of one.
+func TestStartHeartbeats(t *testing.T) {
+	plan := shortPlan()
+	st := &beatingStore{memStore: newMemStore()}
+	w := newWorld()
+	clk := clock.NewFake(t0)
+	rn := newRunner(plan, st, w, clk, healthy(plan), nil)
+	if _, err := rn.Start(context.Background(), "rel", "v1.4.0", "alice", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.beats) != 1 || !st.beats[0].Equal(t0) {
+		t.Errorf("heartbeats after Start: %v, want one at %s", st.beats, t0)
+	}
+}

@@ -77,7 +77,20 @@ func (rn *Runner) Start(ctx context.Context, id, version, ic string, t0 time.Tim
 		return nil, err
 	}
 	r := rn.Machine.New(id, version, ic, t0, rn.Clock.Now())
-	return r, rn.flush(ctx, r)
+	if err := rn.flush(ctx, r); err != nil {
+		return r, err
+	}
+	// A command sent right after the start must find the engine alive.
+	rn.heartbeat(ctx, r)
+	return r, nil
+}
+
+func (rn *Runner) heartbeat(ctx context.Context, r *Release) {
+	if hb, ok := rn.Store.(Heartbeater); ok {
+		if err := hb.Heartbeat(ctx, r.ID, rn.Clock.Now()); err != nil {
+			rn.logger().Warn("heartbeat not recorded", "err", err)
+		}
+	}
 }
 
 // Run drives the release until it is complete, rolled back or aborted, or
@@ -192,11 +205,7 @@ func (rn *Runner) reconcile(ctx context.Context, r *Release) error {
 
 // step waits for what the release waits for, then does it.
 func (rn *Runner) step(ctx context.Context, r *Release) error {
-	if hb, ok := rn.Store.(Heartbeater); ok {
-		if err := hb.Heartbeat(ctx, r.ID, rn.Clock.Now()); err != nil {
-			rn.logger().Warn("heartbeat not recorded", "err", err)
-		}
-	}
+	rn.heartbeat(ctx, r)
 	if err := rn.takeCommands(ctx, r); err != nil {
 		return err
 	}
