@@ -25,7 +25,23 @@ type Slack struct {
 	Users map[string]string
 	// Listen is the address `canarybot serve` listens on.
 	Listen string
+	// Review is the red-team checklist posted at T-5; empty means the
+	// 15-item default the README lists.
+	Review []ReviewItem
 }
+
+// ReviewItem is one line of the red-team checklist. Slack shows at most 75
+// characters of a checkbox's text.
+type ReviewItem struct {
+	ID, Text, Guards string
+}
+
+// maxReviewItems keeps the checklist readable and within Slack's limits
+// (checkbox groups of 10, 50 blocks a message).
+const (
+	maxReviewItems    = 30
+	maxReviewItemText = 75
+)
 
 // Defaults of the slack section.
 const (
@@ -51,7 +67,47 @@ func (d *decoder) slack(out *Slack) func(*yaml.Node, string) {
 			{"release_managers", d.slackUserIDs(&out.ReleaseManagers)},
 			{"users", d.slackUsers(&out.Users)},
 			{"listen", d.listen(&out.Listen)},
+			{"review", d.review(&out.Review)},
 		})
+	}
+}
+
+func (d *decoder) review(out *[]ReviewItem) func(*yaml.Node, string) {
+	return func(n *yaml.Node, path string) {
+		items, ok := d.list(n, path, "a list of checklist items like [{id: RT01, text: \"Diff read end to end\", guards: \"an unreviewed change\"}]")
+		if !ok {
+			return
+		}
+		if len(items) > maxReviewItems {
+			d.errorf(n, path, "expected at most %d checklist items, got %d", maxReviewItems, len(items))
+			return
+		}
+		seen := map[string]bool{}
+		var got []ReviewItem
+		for i, it := range items {
+			p := path + "[" + strconv.Itoa(i) + "]"
+			var ri ReviewItem
+			given, ok := d.mapping(it, p, "a checklist item like {id: RT01, text: \"Diff read end to end\", guards: \"an unreviewed change\"}", []field{
+				{"id", d.str(&ri.ID)},
+				{"text", d.str(&ri.Text)},
+				{"guards", d.str(&ri.Guards)},
+			})
+			if !ok {
+				continue
+			}
+			d.require(it, p, given, "id", "text")
+			for _, f := range []struct{ name, v string }{{"text", ri.Text}, {"guards", ri.Guards}, {"id", ri.ID}} {
+				if utf8.RuneCountInString(f.v) > maxReviewItemText {
+					d.errorf(it, p+"."+f.name, "expected at most %d characters (Slack cuts a checkbox's text there), got %d", maxReviewItemText, utf8.RuneCountInString(f.v))
+				}
+			}
+			if ri.ID != "" && seen[ri.ID] {
+				d.errorf(it, p+".id", "expected a unique id, %s is used twice: a tick is recognised by its id", strconv.Quote(ri.ID))
+			}
+			seen[ri.ID] = true
+			got = append(got, ri)
+		}
+		*out = got
 	}
 }
 
@@ -195,10 +251,23 @@ func (e *encoder) slack(s Slack) *yaml.Node {
 	for _, id := range sortedKeys(s.Users) {
 		users.Content = append(users.Content, e.str("slack.users", id), e.str("slack.users."+id, s.Users[id]))
 	}
-	return pairs(
+	kv := []any{
 		"channel", e.str("slack.channel", s.Channel),
 		"release_managers", rms,
 		"users", users,
 		"listen", e.str("slack.listen", s.Listen),
-	)
+	}
+	if len(s.Review) > 0 {
+		review := seq()
+		for i, it := range s.Review {
+			p := "slack.review[" + strconv.Itoa(i) + "]"
+			item := []any{"id", e.str(p+".id", it.ID), "text", e.str(p+".text", it.Text)}
+			if it.Guards != "" {
+				item = append(item, "guards", e.str(p+".guards", it.Guards))
+			}
+			review.Content = append(review.Content, pairs(item...))
+		}
+		kv = append(kv, "review", review)
+	}
+	return pairs(kv...)
 }

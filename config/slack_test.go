@@ -26,6 +26,10 @@ func TestSlackSection(t *testing.T) {
 			ReleaseManagers: []string{"U0ALICE", "W0BOB"},
 			Users:           map[string]string{"U0ALICE": "alice", "W0BOB": "bob", "U0CAROL": "carol.s"},
 			Listen:          "0.0.0.0:9090",
+			Review: []ReviewItem{
+				{ID: "RT01", Text: "Diff since the last release read end to end", Guards: "an unreviewed change riding along"},
+				{ID: "RT02", Text: "Schema migrations are backward compatible"},
+			},
 		}
 		if !reflect.DeepEqual(c.Slack, want) {
 			t.Fatalf("slack = %+v, want %+v", c.Slack, want)
@@ -69,6 +73,18 @@ func TestSlackSection(t *testing.T) {
 			{"slack.users.U0FRANK", 9, "expected the name U0FRANK uses with --as, got nothing"},
 			{"slack.listen", 10, `expected host:port like 127.0.0.1:8080`},
 			{"slack.token", 11, `unknown key "token"`},
+		})
+	})
+	t.Run("invalid review", func(t *testing.T) {
+		data, err := os.ReadFile("testdata/slack/invalid_review.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = Parse(data)
+		checkProblems(t, err, []want{
+			{"slack.review[0].text", 3, "expected at most 75 characters"},
+			{"slack.review[1].id", 4, `"RT01" is used twice`},
+			{"slack.review[2].id", 5, "missing; each entry needs id and text"},
 		})
 	})
 }

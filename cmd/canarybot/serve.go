@@ -250,6 +250,9 @@ func slackWarRoom(api bot.OutboxAPI, cfg config.Config, plan *rollout.Plan, p *p
 	n := bot.NewSlackNotifier(api, p.outbox, plan)
 	n.Channel, n.Buttons, n.Logger = cfg.Slack.Channel, true, log
 	n.Outbox.Logger = log
+	for _, it := range cfg.Slack.Review {
+		n.Review = append(n.Review, bot.ReviewItem{ID: it.ID, Text: it.Text, Guards: it.Guards})
+	}
 	return n
 }
 
