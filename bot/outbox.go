@@ -168,7 +168,16 @@ type Outbox struct {
 	// LookupMessages bounds how far back the history is read for a post
 	// that may have gone out (default 600 messages).
 	LookupMessages int
-	Logger         *slog.Logger
+	// LookupUnknown treats a message the outbox has no record of like a
+	// post whose outcome is unknown: before posting it, the outbox looks
+	// for it in the channel (or its thread) by its ref, and edits or
+	// threads under what it finds. Turn it on when replicas with their own
+	// stores take over from one another (leader election): the new leader
+	// has no record of what the old one posted. It costs one history read
+	// per message the outbox has never seen, not one per edit: the result
+	// is recorded.
+	LookupUnknown bool
+	Logger        *slog.Logger
 
 	mu sync.Mutex // one delivery at a time: order is the point
 	// failures counts the failed calls since the last success: the
@@ -348,8 +357,16 @@ func (o *Outbox) deliver(ctx context.Context, e OutboxEntry, later []OutboxEntry
 	if err != nil {
 		return storeErr("read message "+ref, err)
 	}
+	unknown := !found && o.LookupUnknown
 	if !found {
 		rec = MessageRecord{Ref: ref}
+	}
+	if unknown {
+		// Another replica may have posted it: look where post would put it.
+		if rec, err = o.target(ctx, e, rec); err != nil {
+			return err
+		}
+		rec.PostStarted = true
 	}
 	if e.Op == OutboxUpsert && rec.TS != "" {
 		for _, l := range later {
@@ -374,14 +391,15 @@ func (o *Outbox) deliver(ctx context.Context, e OutboxEntry, later []OutboxEntry
 		got, ok, err := o.lookup(ctx, rec)
 		if err != nil {
 			if _, retry := o.retryAfter(err, 0); retry {
-				return fmt.Errorf("look for message %s posted before an interruption: %w", ref, err)
+				return fmt.Errorf("look for message %s posted before an interruption or by another replica: %w", ref, err)
 			}
 			// A lost war-room message is worse than a repeated one.
-			o.logger().Warn("slack outbox: cannot check whether an interrupted post went out; posting it (it may appear twice)",
-				"ref", ref, "err", err, "fix", "give the app channels:history (groups:history for a private channel) and configure the channel by ID")
+			o.logger().Warn("slack outbox: cannot check whether the message was posted already; posting it (it may appear twice)",
+				"ref", ref, "unrecorded", unknown, "err", err, "fix", "give the app channels:history (groups:history for a private channel) and configure the channel by ID")
 		}
 		if ok {
-			o.logger().Info("slack outbox: message was posted before an interruption; not posting it again", "ref", ref, "ts", got.TS)
+			o.logger().Info("slack outbox: message was posted already (before an interruption, or by another replica); not posting it again",
+				"ref", ref, "ts", got.TS, "unrecorded", unknown)
 			if e.Op == OutboxUpsert {
 				// The post found may carry an older version.
 				if err := o.Store.PutMessage(ctx, got); err != nil {
@@ -404,20 +422,62 @@ func (o *Outbox) finish(ctx context.Context, e OutboxEntry, out OutboxOutcome) e
 	return nil
 }
 
-func (o *Outbox) post(ctx context.Context, e OutboxEntry, rec MessageRecord) error {
-	channel, threadTS := e.Channel, ""
-	if e.ThreadRef != "" {
-		parent, found, err := o.Store.Message(ctx, e.ThreadRef)
-		if err != nil {
-			return storeErr("read message "+e.ThreadRef, err)
-		}
-		if found && parent.TS != "" {
-			channel, threadTS = parent.Channel, parent.TS
-		} else {
-			o.logger().Warn("slack outbox: thread parent was never posted; replying in the channel", "key", e.Key, "parent", e.ThreadRef)
+// target sets where a post of e goes: the channel, or its parent's thread
+// when the parent was posted.
+func (o *Outbox) target(ctx context.Context, e OutboxEntry, rec MessageRecord) (MessageRecord, error) {
+	rec.Channel, rec.ThreadTS = e.Channel, ""
+	if e.ThreadRef == "" {
+		return rec, nil
+	}
+	parent, found, err := o.Store.Message(ctx, e.ThreadRef)
+	if err != nil {
+		return rec, storeErr("read message "+e.ThreadRef, err)
+	}
+	if !found && o.LookupUnknown {
+		if parent, found, err = o.adoptParent(ctx, e); err != nil {
+			return rec, err
 		}
 	}
-	rec.Channel, rec.ThreadTS, rec.PostStarted = channel, threadTS, true
+	if found && parent.TS != "" {
+		rec.Channel, rec.ThreadTS = parent.Channel, parent.TS
+	}
+	return rec, nil
+}
+
+// adoptParent looks in the channel for a thread parent the outbox has no
+// record of, and records what it finds: a parent posted by another replica
+// (with its ts), or one that is not there (without), so that the replies
+// after this one do not read the history again.
+func (o *Outbox) adoptParent(ctx context.Context, e OutboxEntry) (MessageRecord, bool, error) {
+	parent, found, err := o.lookup(ctx, MessageRecord{Ref: e.ThreadRef, Channel: e.Channel})
+	if err != nil {
+		if _, retry := o.retryAfter(err, 0); retry {
+			return MessageRecord{}, false, fmt.Errorf("look for thread parent %s of %s: %w", e.ThreadRef, e.Key, err)
+		}
+		o.logger().Warn("slack outbox: cannot look for a thread parent posted by another replica; replying in the channel",
+			"key", e.Key, "parent", e.ThreadRef, "err", err, "fix", "give the app channels:history (groups:history for a private channel) and configure the channel by ID")
+		return MessageRecord{}, false, nil
+	}
+	if !found {
+		// Found absent: when the parent's own message comes, it posts it.
+		parent = MessageRecord{Ref: e.ThreadRef, Channel: e.Channel}
+	}
+	if err := o.Store.PutMessage(ctx, parent); err != nil {
+		return MessageRecord{}, false, storeErr("record thread parent "+e.ThreadRef, err)
+	}
+	return parent, true, nil
+}
+
+func (o *Outbox) post(ctx context.Context, e OutboxEntry, rec MessageRecord) error {
+	rec, err := o.target(ctx, e, rec)
+	if err != nil {
+		return err
+	}
+	channel, threadTS := rec.Channel, rec.ThreadTS
+	if e.ThreadRef != "" && threadTS == "" {
+		o.logger().Warn("slack outbox: thread parent was never posted; replying in the channel", "key", e.Key, "parent", e.ThreadRef)
+	}
+	rec.PostStarted = true
 	if err := o.Store.PutMessage(ctx, rec); err != nil {
 		return storeErr("record post of "+rec.Ref, err)
 	}

@@ -107,6 +107,12 @@ func (n *SlackNotifier) record(ctx context.Context, key string, ev rollout.Event
 	}
 	if !found {
 		rel = ReleaseMessages{Release: release, Version: ev.Version}
+		if ev.Stage > 0 && n.Outbox.LookupUnknown {
+			// A release first seen past its timeline began under another
+			// replica: its opening message is that replica's, not this
+			// event's to set.
+			rel.Opened, rel.LastStage = true, ev.Stage
+		}
 	}
 	c := SlackChange{Release: &rel}
 	add := func(m OutboxMessage) { c.Messages = append(c.Messages, m) }

@@ -152,6 +152,7 @@ func serve(ctx context.Context, g *globals, listenSet bool, o serveOptions) erro
 		var warroom rollout.Notifier
 		if botToken != "" {
 			n := slackWarRoom(api, cfg, &plan, p, log)
+			n.Outbox.LookupUnknown = kube.leaderElect // a new leader finds what the old one posted
 			h.background = append(h.background, n.Outbox.Run)
 			warroom = n
 		} else {
