@@ -20,31 +20,9 @@ import (
 	"github.com/canarybot/canarybot/internal/testenv"
 )
 
-// sharedKube starts one kube-apiserver for the package's tests, at the
-// first test that needs it.
-type sharedKube struct {
-	once sync.Once
-	k    *testenv.KubeServer
-	err  error
-}
-
-func (s *sharedKube) get(t *testing.T) *testenv.KubeServer {
-	t.Helper()
-	s.once.Do(func() { s.k, s.err = testenv.StartKube() })
-	if s.err != nil {
-		t.Fatalf("testenv: %v", s.err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("kube-apiserver and etcd logged:\n%s", s.k.Log())
-		}
-	})
-	return s.k
-}
-
 // The tests' one package-level variable: the shared server, started lazily
 // and stopped by TestMain.
-var kube sharedKube
+var kube testenv.SharedKube
 
 func TestMain(m *testing.M) {
 	if spec := os.Getenv(replicaEnv); spec != "" {
@@ -52,9 +30,7 @@ func TestMain(m *testing.M) {
 		os.Exit(replicaMain(spec))
 	}
 	code := m.Run()
-	if kube.k != nil {
-		kube.k.Stop()
-	}
+	kube.Stop()
 	os.Exit(code)
 }
 
@@ -150,7 +126,7 @@ func blockingLead(ev *events, who string) func(ctx context.Context) {
 // TestOneLeaderAtATimeAndAHandOver: two replicas, one leads; stopping it
 // ends its lead before the other's begins, and the other takes over.
 func TestOneLeaderAtATimeAndAHandOver(t *testing.T) {
-	k := kube.get(t)
+	k := kube.Get(t)
 	lease := leaseName()
 	ev := newEvents()
 	a, err := New(testConfig(t, k.Config(k.AdminToken), lease, "a"))
@@ -218,7 +194,7 @@ func equal(a, b []string) bool {
 // TestRunEndsWhenLeadIsDone: a lead that returns on its own (the release
 // is over) ends Run and frees the Lease for the others at once.
 func TestRunEndsWhenLeadIsDone(t *testing.T) {
-	k := kube.get(t)
+	k := kube.Get(t)
 	lease := leaseName()
 	var ran atomic.Int32
 	err := Run(t.Context(), testConfig(t, k.Config(k.AdminToken), lease, "a"), func(ctx context.Context) { ran.Add(1) })
@@ -234,7 +210,7 @@ func TestRunEndsWhenLeadIsDone(t *testing.T) {
 // server (a partition, a hung node) stops leading once it cannot renew,
 // and a follower takes over once the Lease has expired.
 func TestLeaderCutOffStopsLeading(t *testing.T) {
-	k := kube.get(t)
+	k := kube.Get(t)
 	lease := leaseName()
 	ev := newEvents()
 	var cut atomic.Bool

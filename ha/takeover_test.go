@@ -430,7 +430,7 @@ func watchWeights(t *testing.T, cs kubernetes.Interface, name, fromRV string) (f
 // the API server once and in order, every announcement is posted once, and
 // the queued command is applied once.
 func TestLeaderKilledMidStage(t *testing.T) {
-	k := kube.get(t)
+	k := kube.Get(t)
 	cs := k.Clientset(t)
 	ns := testenv.KubeNamespace
 

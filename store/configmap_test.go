@@ -27,44 +27,20 @@ var (
 	_ State = (*ConfigMap)(nil)
 )
 
-// sharedKube starts one kube-apiserver for the package's tests, at the
-// first test that needs it.
-type sharedKube struct {
-	once sync.Once
-	k    *testenv.KubeServer
-	err  error
-}
-
-func (s *sharedKube) get(t *testing.T) *testenv.KubeServer {
-	t.Helper()
-	s.once.Do(func() { s.k, s.err = testenv.StartKube() })
-	if s.err != nil {
-		t.Fatalf("testenv: %v", s.err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("kube-apiserver and etcd logged:\n%s", s.k.Log())
-		}
-	})
-	return s.k
-}
-
 // The tests' one package-level variable: the shared server, started lazily
 // and stopped by TestMain.
-var kube sharedKube
+var kube testenv.SharedKube
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if kube.k != nil {
-		kube.k.Stop()
-	}
+	kube.Stop()
 	os.Exit(code)
 }
 
 // configMapStore returns a store on a ConfigMap of its own.
 func configMapStore(t *testing.T) (*ConfigMap, kubernetes.Interface) {
 	t.Helper()
-	k := kube.get(t)
+	k := kube.Get(t)
 	cs := k.Clientset(t)
 	name := "state-" + strings.ToLower(rand.Text()[:10])
 	s, err := NewConfigMap(cs, testenv.KubeNamespace, name)
@@ -306,7 +282,7 @@ func TestConfigMapTwoWritersRace(t *testing.T) {
 func TestConfigMapErrors(t *testing.T) {
 	ctx := t.Context()
 	s, cs := configMapStore(t)
-	k := kube.get(t)
+	k := kube.Get(t)
 
 	if err := s.Save(ctx, &rollout.Release{ID: "v1/../x"}); !errors.Is(err, ErrBadID) {
 		t.Errorf("a release ID with a slash: %v, want ErrBadID", err)

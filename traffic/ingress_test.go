@@ -107,7 +107,7 @@ func newRouter(t testing.TB, cfg *rest.Config, name string) *Ingress {
 }
 
 func TestIngressSetsWeightsAndReadsThemBack(t *testing.T) {
-	k := kube.get(t)
+	k := kube.Get(t)
 	cs := k.Clientset(t)
 	name := canaryIngress(t, cs, map[string]string{
 		otherAnnotation: "team-spark",
@@ -149,7 +149,7 @@ func TestIngressSetsWeightsAndReadsThemBack(t *testing.T) {
 }
 
 func TestIngressSettingTheCurrentWeightChangesNothing(t *testing.T) {
-	k := kube.get(t)
+	k := kube.Get(t)
 	cs := k.Clientset(t)
 	name := canaryIngress(t, cs, map[string]string{AnnotationCanary: "true", AnnotationCanaryWeight: "25"})
 	var pc patchCounter
@@ -164,7 +164,7 @@ func TestIngressSettingTheCurrentWeightChangesNothing(t *testing.T) {
 }
 
 func TestIngressRollbackIsOnePatchToZero(t *testing.T) {
-	k := kube.get(t)
+	k := kube.Get(t)
 	cs := k.Clientset(t)
 	name := canaryIngress(t, cs, map[string]string{AnnotationCanary: "true", AnnotationCanaryWeight: "50", otherAnnotation: "x"})
 	var pc patchCounter
@@ -181,7 +181,7 @@ func TestIngressRollbackIsOnePatchToZero(t *testing.T) {
 // TestIngressKeepsAnotherWritersAnnotation: someone adds an annotation
 // between two of the bot's changes; the next change keeps it.
 func TestIngressKeepsAnotherWritersAnnotation(t *testing.T) {
-	k := kube.get(t)
+	k := kube.Get(t)
 	cs := k.Clientset(t)
 	name := canaryIngress(t, cs, nil)
 	router := newRouter(t, k.Config(k.AdminToken), name)
@@ -216,7 +216,7 @@ func TestIngressRetriesAConflictingConcurrentUpdate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			k := kube.get(t)
+			k := kube.Get(t)
 			cs := k.Clientset(t)
 			name := canaryIngress(t, cs, map[string]string{AnnotationCanary: "true", AnnotationCanaryWeight: "5"})
 			pc := &patchCounter{}
@@ -248,7 +248,7 @@ func TestIngressRetriesAConflictingConcurrentUpdate(t *testing.T) {
 // keep patching their own annotations: every one of theirs survives and
 // the weight ends as the bot's last.
 func TestIngressRacesOtherWriters(t *testing.T) {
-	k := kube.get(t)
+	k := kube.Get(t)
 	cs := k.Clientset(t)
 	name := canaryIngress(t, cs, nil)
 	router := newRouter(t, k.Config(k.AdminToken), name)
@@ -283,7 +283,7 @@ func TestIngressRacesOtherWriters(t *testing.T) {
 }
 
 func TestIngressErrors(t *testing.T) {
-	k := kube.get(t)
+	k := kube.Get(t)
 	cs := k.Clientset(t)
 	bad := canaryIngress(t, cs, map[string]string{AnnotationCanary: "true", AnnotationCanaryWeight: "lots"})
 	total := canaryIngress(t, cs, map[string]string{AnnotationCanary: "true", AnnotationCanaryWeight: "5", AnnotationCanaryWeightTotal: "1000"})
@@ -329,7 +329,7 @@ func TestNewIngressNeedsAName(t *testing.T) {
 }
 
 func TestClientConfigFromKubeconfig(t *testing.T) {
-	k := kube.get(t)
+	k := kube.Get(t)
 	path, err := k.Kubeconfig(t.TempDir(), k.AdminToken)
 	if err != nil {
 		t.Fatal(err)
@@ -384,7 +384,7 @@ func TestClientConfigWithoutACluster(t *testing.T) {
 // BenchmarkIngressRollback is a rollback's cost on the Ingress: one merge
 // patch to weight 0 and the read-back.
 func BenchmarkIngressRollback(b *testing.B) {
-	k := kube.get(b)
+	k := kube.Get(b)
 	name := canaryIngress(b, k.Clientset(b), map[string]string{AnnotationCanary: "true", AnnotationCanaryWeight: "25"})
 	router := newRouter(b, k.Config(k.AdminToken), name)
 	ctx := context.Background()
@@ -403,7 +403,7 @@ func BenchmarkIngressRollback(b *testing.B) {
 // BenchmarkIngressPromote is a stage change: read, patch at the read
 // resourceVersion, read back.
 func BenchmarkIngressPromote(b *testing.B) {
-	k := kube.get(b)
+	k := kube.Get(b)
 	name := canaryIngress(b, k.Clientset(b), nil)
 	router := newRouter(b, k.Config(k.AdminToken), name)
 	ctx := context.Background()

@@ -170,7 +170,7 @@ func TestMeasureShareOnIngressNginxCounters(t *testing.T) {
 // TestObservedShareReadsTheIngressWeight compares with the weight the
 // Ingress carries, not one the caller believes in.
 func TestObservedShareReadsTheIngressWeight(t *testing.T) {
-	k := kube.get(t)
+	k := kube.Get(t)
 	name := canaryIngress(t, k.Clientset(t), map[string]string{AnnotationCanary: "true", AnnotationCanaryWeight: "25"})
 	router := newRouter(t, k.Config(k.AdminToken), name)
 	m := scripted{

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -410,4 +411,35 @@ func randomToken() string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// SharedKube starts one kube-apiserver for a package's tests, at the first
+// test that needs it; the package's TestMain calls Stop after m.Run.
+type SharedKube struct {
+	once sync.Once
+	k    *KubeServer
+	err  error
+}
+
+// Get returns the package's server, starting it on first use; it fails
+// the test when the server cannot start.
+func (s *SharedKube) Get(t testing.TB) *KubeServer {
+	t.Helper()
+	s.once.Do(func() { s.k, s.err = StartKube() })
+	if s.err != nil {
+		t.Fatalf("testenv: %v", s.err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("kube-apiserver and etcd logged:\n%s", s.k.Log())
+		}
+	})
+	return s.k
+}
+
+// Stop stops the server if it was started.
+func (s *SharedKube) Stop() {
+	if s.k != nil {
+		s.k.Stop()
+	}
 }
