@@ -120,6 +120,12 @@ type GreenButton struct {
 	Exceptions string
 	// LGPL is what a new LGPL package does: fail, warn or allow.
 	LGPL string
+	// VulnDB is a grype vulnerability database directory for the
+	// vulnerability gate; "" skips that gate (recorded as skipped).
+	VulnDB string
+	// VulnFailOn is the severity that fails the vulnerability gate:
+	// negligible, low, medium, high, critical, or none (report only).
+	VulnFailOn string
 	// RequireKey fails the provenance gate rather than sign with an
 	// ephemeral key.
 	RequireKey bool
@@ -132,11 +138,12 @@ type GreenButton struct {
 const (
 	DefaultSigningKeyEnv = "CANARYBOT_SIGNING_KEY"
 	DefaultLGPLPolicy    = "warn"
+	DefaultVulnFailOn    = "high"
 )
 
 // DefaultGreenButton is the green_button section of an empty canary.yaml.
 func DefaultGreenButton() GreenButton {
-	return GreenButton{LGPL: DefaultLGPLPolicy, KeyEnv: DefaultSigningKeyEnv}
+	return GreenButton{LGPL: DefaultLGPLPolicy, VulnFailOn: DefaultVulnFailOn, KeyEnv: DefaultSigningKeyEnv}
 }
 
 // GitHub is the `github:` section: where the change freeze runs. The token
@@ -178,6 +185,13 @@ func freezeModes() []string {
 }
 
 func lgplPolicies() []string { return []string{"fail", "warn", "allow"} }
+
+// VulnSeverities are the values green_button.vuln_fail_on accepts: the
+// thresholds sbom/vuln.ParseSeverity reads, spelled out so that config
+// does not link grype; a test in cmd/canarybot holds them to it.
+func VulnSeverities() []string {
+	return []string{"negligible", "low", "medium", "high", "critical", "none"}
+}
 
 func checkKinds() []string {
 	return []string{preflight.KindHTTP, preflight.KindPromQL, preflight.KindGit, preflight.KindCommand,
@@ -459,6 +473,8 @@ func (d *decoder) greenButton(out *GreenButton) func(*yaml.Node, string) {
 			{"previous_sbom", d.str(&out.PreviousSBOM)},
 			{"exceptions", d.str(&out.Exceptions)},
 			{"lgpl", enum(d, &out.LGPL, lgplPolicies(), nil)},
+			{"vuln_db", d.str(&out.VulnDB)},
+			{"vuln_fail_on", enum(d, &out.VulnFailOn, VulnSeverities(), nil)},
 			{"require_key", d.boolean(&out.RequireKey)},
 			{"key_env", d.str(&out.KeyEnv)},
 		})
@@ -633,11 +649,15 @@ func (k *checker) greenButton(g GreenButton) {
 	if !slices.Contains(lgplPolicies(), g.LGPL) {
 		k.addf("green_button.lgpl", "expected one of: %s, got %s", strings.Join(lgplPolicies(), ", "), strconv.Quote(g.LGPL))
 	}
+	if !slices.Contains(VulnSeverities(), g.VulnFailOn) {
+		k.addf("green_button.vuln_fail_on", "expected one of: %s, got %s", strings.Join(VulnSeverities(), ", "), strconv.Quote(g.VulnFailOn))
+	}
 	k.envName("green_button.key_env", g.KeyEnv, "the environment variable holding the signing key's PEM text, like CANARYBOT_SIGNING_KEY")
 	for _, f := range []struct{ path, v string }{
 		{"green_button.artifacts_dir", g.ArtifactsDir},
 		{"green_button.previous_sbom", g.PreviousSBOM},
 		{"green_button.exceptions", g.Exceptions},
+		{"green_button.vuln_db", g.VulnDB},
 	} {
 		if looksSecret(f.v) {
 			k.addf(f.path, "looks like a secret, which never goes in canary.yaml; give a file path")
@@ -775,6 +795,8 @@ func (e *encoder) greenButton(g GreenButton) *yaml.Node {
 		"previous_sbom", e.str("green_button.previous_sbom", g.PreviousSBOM),
 		"exceptions", e.str("green_button.exceptions", g.Exceptions),
 		"lgpl", e.str("green_button.lgpl", g.LGPL),
+		"vuln_db", e.str("green_button.vuln_db", g.VulnDB),
+		"vuln_fail_on", e.str("green_button.vuln_fail_on", g.VulnFailOn),
 		"require_key", boolNode(g.RequireKey),
 		"key_env", e.str("green_button.key_env", g.KeyEnv),
 	)

@@ -42,7 +42,8 @@ func TestGateSectionsValid(t *testing.T) {
 		t.Errorf("battery = %+v\nwant %+v", c.Battery, wantBattery)
 	}
 	wantGB := GreenButton{ExpectedArtifacts: []string{"canarybot-linux-amd64", "canarybot-linux-arm64"}, ArtifactsDir: "dist",
-		PreviousSBOM: "sboms/sbom_v1.3.0.json", Exceptions: "license-exceptions.yaml", LGPL: "fail", RequireKey: true, KeyEnv: "RELEASE_SIGNING_KEY"}
+		PreviousSBOM: "sboms/sbom_v1.3.0.json", Exceptions: "license-exceptions.yaml", LGPL: "fail",
+		VulnDB: "/var/lib/grype-db", VulnFailOn: "critical", RequireKey: true, KeyEnv: "RELEASE_SIGNING_KEY"}
 	if !reflect.DeepEqual(c.GreenButton, wantGB) {
 		t.Errorf("green_button = %+v\nwant %+v", c.GreenButton, wantGB)
 	}
@@ -70,7 +71,8 @@ func TestGateSectionsDefault(t *testing.T) {
 	if c.Preflight.Budget != 30*time.Second {
 		t.Errorf("budget = %s", c.Preflight.Budget)
 	}
-	if c.GitHub.Freeze != (GitHubFreeze{Label: "hold-for-canary", Mode: "auto"}) || c.GreenButton.KeyEnv != "CANARYBOT_SIGNING_KEY" || c.Battery.DSNEnv != "DATABASE_URL" {
+	if c.GitHub.Freeze != (GitHubFreeze{Label: "hold-for-canary", Mode: "auto"}) || c.GreenButton.KeyEnv != "CANARYBOT_SIGNING_KEY" || c.Battery.DSNEnv != "DATABASE_URL" ||
+		c.GreenButton.VulnDB != "" || c.GreenButton.VulnFailOn != "high" {
 		t.Errorf("defaults: %+v %+v %+v", c.GitHub, c.GreenButton, c.Battery)
 	}
 }
@@ -113,11 +115,12 @@ func TestGateSectionsInvalid(t *testing.T) {
 		{"green_button.lgpl", 17, `got "sometimes"`},
 		{"green_button.key_env", 18, "this looks like the secret itself"},
 		{"green_button.signing_key", 19, "put it in an environment variable (the key's PEM text) and name that variable with key_env"},
-		{"github.repository", 21, `expected owner/name like acme/exchange, got "acme"`},
-		{"github.api_url", 22, "has a password or token in it"},
-		{"github.token", 23, "put it in the environment: GITHUB_TOKEN"},
-		{"github.freeze.label", 24, "must not be empty"},
-		{"github.freeze.mode", 24, `did you mean "rulesets"?`},
+		{"green_button.vuln_fail_on", 20, `expected one of: negligible, low, medium, high, critical, none, got "severe"`},
+		{"github.repository", 22, `expected owner/name like acme/exchange, got "acme"`},
+		{"github.api_url", 23, "has a password or token in it"},
+		{"github.token", 24, "put it in the environment: GITHUB_TOKEN"},
+		{"github.freeze.label", 25, "must not be empty"},
+		{"github.freeze.mode", 25, `did you mean "rulesets"?`},
 	})
 	// A secret given in the wrong place is never repeated back: the
 	// message is printed, and logs keep it.
@@ -154,6 +157,8 @@ func TestValidateGateSections(t *testing.T) {
 		{"token as repository", func(c *Config) { c.GitHub.Repository = "ghp_0123456789abcdef" },
 			[]want{{"github.repository", 0, "looks like a token"}}},
 		{"empty key_env", func(c *Config) { c.GreenButton.KeyEnv = "" }, []want{{"green_button.key_env", 0, "letters, digits and _"}}},
+		{"no vuln threshold", func(c *Config) { c.GreenButton.VulnFailOn = "" }, []want{{"green_button.vuln_fail_on", 0, `expected one of: negligible, low, medium, high, critical, none, got ""`}}},
+		{"token as vuln_db", func(c *Config) { c.GreenButton.VulnDB = "ghp_0123456789abcdef" }, []want{{"green_button.vuln_db", 0, "looks like a secret"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

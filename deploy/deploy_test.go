@@ -559,6 +559,7 @@ func TestRoleIsLeastPrivilege(t *testing.T) {
 	only(t, loadKubernetes(t), "Role", &role)
 	allowed := map[string]allowedRule{
 		"networking.k8s.io/ingresses": {name: "spark-canary", verbs: []string{"get", "patch"}},
+		"apps/deployments":            {name: "spark-canary", verbs: []string{"get"}},
 		"coordination.k8s.io/leases":  {name: "canarybot", verbs: []string{"get", "update"}, create: true},
 		"/configmaps":                 {name: "canarybot-state", verbs: []string{"get", "update"}, create: true},
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -23,12 +24,14 @@ import (
 
 	"github.com/canarybot/canarybot/ha"
 	"github.com/canarybot/canarybot/internal/testenv"
+	"github.com/canarybot/canarybot/preflight"
 	"github.com/canarybot/canarybot/rollout"
 	"github.com/canarybot/canarybot/store"
 	"github.com/canarybot/canarybot/traffic"
 )
 
-// The names rbac.yaml grants access to.
+// The names rbac.yaml grants access to; the canary's Deployment and
+// Ingress share a name.
 const (
 	canaryIngressName = "spark-canary"
 	leaseName         = "canarybot"
@@ -106,6 +109,24 @@ func TestRBACLetsTheBotDoItsJobAndNothingElse(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// The stable and canary Deployments, ready (no controller runs here,
+	// so the status is set by hand).
+	for _, name := range []string{"spark", canaryIngressName} {
+		replicas := int32(1)
+		labels := map[string]string{"app": name}
+		d, err := admin.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: appsv1.DeploymentSpec{Replicas: &replicas, Selector: &metav1.LabelSelector{MatchLabels: labels},
+				Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+					Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "ghcr.io/acme/spark:v1.4.0"}}}}}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.Status = appsv1.DeploymentStatus{ObservedGeneration: d.Generation, Replicas: 1, UpdatedReplicas: 1, ReadyReplicas: 1, AvailableReplicas: 1}
+		if _, err := admin.AppsV1().Deployments(ns).UpdateStatus(ctx, d, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
 	bot, err := kubernetes.NewForConfig(k.Config(k.BotToken))
 	if err != nil {
 		t.Fatal(err)
@@ -144,6 +165,16 @@ func TestRBACLetsTheBotDoItsJobAndNothingElse(t *testing.T) {
 		if _, err := st.Load(ctx, ""); err != nil {
 			t.Fatal(err)
 		}
+		// The kubernetes preflight check reads the canary Deployment and
+		// its Ingress.
+		rep, err := preflight.Run(ctx, []preflight.Check{preflight.KubernetesCheck("canary", "", canaryIngressName, canaryIngressName)},
+			preflight.Options{Version: "v1.4.0", Kube: bot, KubeNamespace: ns})
+		if err != nil {
+			t.Fatalf("kubernetes preflight check as the bot: %v", err)
+		}
+		if !rep.Passed() {
+			t.Fatalf("kubernetes preflight check as the bot:\n%s", rep.Text())
+		}
 		led := false
 		err = ha.Run(ctx, ha.Config{Client: bot, Namespace: ns, LeaseName: leaseName, Identity: "pod-a",
 			LeaseDuration: 2 * time.Second, RenewDeadline: time.Second, RetryPeriod: 250 * time.Millisecond},
@@ -175,6 +206,18 @@ func TestRBACLetsTheBotDoItsJobAndNothingElse(t *testing.T) {
 		}},
 		{"delete the canary Ingress", func(ctx context.Context) error {
 			return bot.NetworkingV1().Ingresses(ns).Delete(ctx, canaryIngressName, metav1.DeleteOptions{})
+		}},
+		{"get another Deployment", func(ctx context.Context) error {
+			_, err := bot.AppsV1().Deployments(ns).Get(ctx, "spark", metav1.GetOptions{})
+			return err
+		}},
+		{"list Deployments", func(ctx context.Context) error {
+			_, err := bot.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{})
+			return err
+		}},
+		{"scale the canary Deployment", func(ctx context.Context) error {
+			_, err := bot.AppsV1().Deployments(ns).Patch(ctx, canaryIngressName, types.MergePatchType, []byte(`{"spec":{"replicas":0}}`), metav1.PatchOptions{})
+			return err
 		}},
 		{"list Ingresses", func(ctx context.Context) error {
 			_, err := bot.NetworkingV1().Ingresses(ns).List(ctx, metav1.ListOptions{})

@@ -1,11 +1,15 @@
 // Package greenbutton is the runbook's T-2 green-button ritual: seal the
 // release tag, generate the SBOMs, sign the build provenance, check license
-// drift against the previous release, count the release artifacts, and
-// write the signed go/no-go record that names each of those results.
+// drift against the previous release, scan the SBOM for known
+// vulnerabilities, count the release artifacts, and write the signed
+// go/no-go record that names each of those results.
 //
 // Every gate runs even when an earlier one failed, so the record shows the
 // whole picture; the decision is GO only when every gate passed. A gate
-// that could not check anything fails: nothing passes unchecked.
+// that could not check anything fails: nothing passes unchecked. The one
+// exception is the vulnerability scan, which is optional: without a
+// database it is SKIPPED, which is never a pass, but does not make the
+// decision NO-GO; the record says it was skipped.
 package greenbutton
 
 import (
@@ -24,6 +28,7 @@ import (
 	"github.com/canarybot/canarybot/provenance"
 	"github.com/canarybot/canarybot/rollout"
 	"github.com/canarybot/canarybot/sbom"
+	"github.com/canarybot/canarybot/sbom/vuln"
 )
 
 // Step names a gate of the ritual, in the order they run.
@@ -34,12 +39,24 @@ const (
 	StepSBOM       Step = "sbom"
 	StepProvenance Step = "provenance"
 	StepDrift      Step = "license_drift"
+	StepVuln       Step = "vulnerabilities"
 	StepArtifacts  Step = "artifact_count"
 )
 
 // Steps are the gates in the order they run.
 func Steps() []Step {
-	return []Step{StepReleaseTag, StepSBOM, StepProvenance, StepDrift, StepArtifacts}
+	return []Step{StepReleaseTag, StepSBOM, StepProvenance, StepDrift, StepVuln, StepArtifacts}
+}
+
+// optional reports whether a gate may be skipped without making the
+// decision NO-GO. Only the vulnerability scan is: it needs a database that
+// not every release machine has, and the record still says it was skipped.
+func (s Step) optional() bool { return s == StepVuln }
+
+// counts reports whether a result counts against the decision: anything
+// but a pass, except an optional gate's skip.
+func (r StepResult) counts() bool {
+	return r.Status != rollout.GatePassed && !(r.Status == rollout.GateSkipped && r.Step.optional())
 }
 
 // Evidence file names the ritual writes besides the SBOM, provenance and
@@ -99,6 +116,14 @@ type GreenButton struct {
 	PreviousSBOM string
 	Exceptions   []sbom.Exception
 	LGPL         sbom.LGPLPolicy
+	// VulnDB is a grype vulnerability database directory (see
+	// vuln.Options.DBPath). "" skips the vulnerability scan: the gate is
+	// SKIPPED, not passed, and the record says so. A database that is
+	// missing, unusable or too old fails the gate.
+	VulnDB string
+	// VulnFailOn fails the scan on a finding at or above it; vuln.Unknown
+	// reports the findings without failing on any.
+	VulnFailOn vuln.Severity
 	// Key signs the provenance and the record; nil generates an ephemeral
 	// key, and both say UNATTESTED. RequireKey makes that a failed gate.
 	Key        *provenance.Key
@@ -132,14 +157,17 @@ type Outcome struct {
 	Ephemeral bool
 }
 
-// Passed is true only when every gate passed.
+// Passed is true when every gate passed, bar an optional gate that was
+// skipped (see Skipped), and at least one did.
 func (o Outcome) Passed() bool {
+	passed := false
 	for _, s := range o.Steps {
-		if s.Status != rollout.GatePassed {
+		if s.counts() {
 			return false
 		}
+		passed = passed || s.Status == rollout.GatePassed
 	}
-	return len(o.Steps) > 0
+	return passed
 }
 
 // Decision is GO or NO-GO.
@@ -150,38 +178,66 @@ func (o Outcome) Decision() string {
 	return "NO-GO"
 }
 
-// Failures names each gate that did not pass, with why.
+// Failures names each gate that makes the decision NO-GO, with why.
 func (o Outcome) Failures() []string {
 	var out []string
 	for _, s := range o.Steps {
-		if s.Status != rollout.GatePassed {
+		if s.counts() {
 			out = append(out, fmt.Sprintf("%s %s: %s", s.Step, s.Status, s.Detail))
 		}
 	}
 	return out
 }
 
-// Summary is "N/M gates passed".
-func (o Outcome) Summary() string {
-	n := 0
+// Skipped names each optional gate that checked nothing, with why. They do
+// not make the decision NO-GO, but nobody should read the GO as covering
+// them.
+func (o Outcome) Skipped() []string {
+	var out []string
 	for _, s := range o.Steps {
-		if s.Status == rollout.GatePassed {
-			n++
+		if s.Status == rollout.GateSkipped && !s.counts() {
+			out = append(out, fmt.Sprintf("%s %s: %s", s.Step, s.Status, s.Detail))
 		}
 	}
-	return fmt.Sprintf("%d/%d gates passed", n, len(o.Steps))
+	return out
 }
 
-// Produces lists the evidence files the ritual writes for version.
+// Summary is "N/M gates passed", and which were skipped: a skipped gate
+// stays in M, so the count never reads as complete when it is not.
+func (o Outcome) Summary() string {
+	n := 0
+	var skipped []string
+	for _, s := range o.Steps {
+		switch s.Status {
+		case rollout.GatePassed:
+			n++
+		case rollout.GateSkipped:
+			skipped = append(skipped, string(s.Step))
+		}
+	}
+	sum := fmt.Sprintf("%d/%d gates passed", n, len(o.Steps))
+	if len(skipped) > 0 {
+		sum += fmt.Sprintf(", %d skipped (%s)", len(skipped), strings.Join(skipped, ", "))
+	}
+	return sum
+}
+
+// Produces lists the evidence files the ritual writes for version; the
+// vulnerability report only when a database is configured.
 func (g *GreenButton) Produces(version string) []string {
-	return []string{
+	out := []string{
 		ReleaseTagFile,
 		sbom.SPDXName(version), sbom.CycloneDXName(version),
 		provenance.EnvelopeName(version), provenance.PublicKeyName(version),
 		DriftName(version),
+	}
+	if g.VulnDB != "" {
+		out = append(out, vuln.EvidenceName(version))
+	}
+	return append(out,
 		ArtifactsFile,
 		provenance.RecordName(version), provenance.RecordSignatureName(version),
-	}
+	)
 }
 
 // Run is the ritual as the engine's T-2 gate: GO is GatePassed, NO-GO is
@@ -245,6 +301,7 @@ func (g *GreenButton) Ritual(ctx context.Context, version string) (Outcome, erro
 		{StepSBOM, r.sbom},
 		{StepProvenance, r.provenance},
 		{StepDrift, r.drift},
+		{StepVuln, r.vulnerabilities},
 		{StepArtifacts, r.artifacts},
 	}
 	for i, gate := range gates {
@@ -406,6 +463,31 @@ func (r *ritual) drift(ctx context.Context) (rollout.GateStatus, string, error) 
 		status = rollout.GateFailed
 	}
 	return status, fmt.Sprintf("%s (%s); %s", rep.Verdict(), against, DriftName(r.version)), nil
+}
+
+// vulnerabilities scans the SBOM gate's SPDX document, the same bytes the
+// evidence holds, so the report is about the SBOM that ships.
+func (r *ritual) vulnerabilities(ctx context.Context) (rollout.GateStatus, string, error) {
+	if r.g.VulnDB == "" {
+		return rollout.GateSkipped, "no vulnerability database given (--vuln-db DIR or green_button.vuln_db): the release was NOT scanned for known vulnerabilities", nil
+	}
+	if r.spdx == nil {
+		return rollout.GateFailed, "no SBOM to scan: the sbom gate failed", nil
+	}
+	rep, err := vuln.Check(ctx, r.ev, r.version, r.spdx, vuln.Options{DBPath: r.g.VulnDB, FailOn: r.g.VulnFailOn})
+	if err != nil {
+		if rep != nil {
+			// The scan ran but its report could not be written: the
+			// evidence is broken, which no gate result can stand for.
+			return "", "", err
+		}
+		return rollout.GateFailed, err.Error(), nil
+	}
+	status := rollout.GatePassed
+	if rep.Failed {
+		status = rollout.GateFailed
+	}
+	return status, fmt.Sprintf("%s (database built %s); %s", rep.Verdict(), rep.DB.Built.UTC().Format(time.RFC3339), vuln.EvidenceName(r.version)), nil
 }
 
 func (r *ritual) artifacts(ctx context.Context) (rollout.GateStatus, string, error) {

@@ -100,35 +100,59 @@ func expectEvidence(dir *evidence.Dir, plan *rollout.Plan, r *rollout.Release, g
 // parts are what every command that touches a release opens.
 type parts struct {
 	plan *rollout.Plan
-	// store keeps the releases: the --state file, or a ConfigMap (`run`
-	// and `serve` with --state-configmap).
+	// store keeps the releases: the --state file, or a ConfigMap
+	// (--state-configmap, the default in a cluster without --state).
 	store store.State
 	// outbox is the --state file, which also keeps the Slack outbox; nil
 	// when the state is in a ConfigMap and nothing posts to Slack.
 	outbox *store.Bolt
 	render report.Renderer
+	// where names the state for people: "state file canarybot.db",
+	// "ConfigMap spark/canarybot-state".
+	where       string
+	onConfigMap bool
 }
 
+// open opens the release state the flags name: the --state file, or the
+// ConfigMap of --state-configmap (in a cluster without --state, the one
+// `serve` uses), so that `kubectl exec deploy/canarybot -- canarybot
+// promote` queues for the engine that `serve` runs.
 func (g *globals) open() (*parts, error) {
 	cfg, err := g.loadConfig()
 	if err != nil {
 		return nil, err
 	}
+	if name := g.kube.configMap(inCluster(), g.statePath != ""); name != "" {
+		kc, err := dialKube(g.kube.kubeconfig, g.kube.namespace)
+		if err != nil {
+			return nil, err
+		}
+		return configMapParts(cfg, kc, name)
+	}
 	st, err := store.Open(cfg.StatePath)
 	if err != nil {
 		return nil, err
 	}
-	return &parts{plan: &cfg.Plan, store: st, outbox: st, render: report.Renderer{}}, nil
+	return &parts{plan: &cfg.Plan, store: st, outbox: st, render: report.Renderer{}, where: "state file " + cfg.StatePath}, nil
 }
 
 // load returns the release of a version ("" = the current release).
 func (p *parts) load(ctx context.Context, version string) (*rollout.Release, error) {
 	r, err := p.store.Load(ctx, version)
-	if errors.Is(err, rollout.ErrNotFound) {
+	switch {
+	case errors.Is(err, rollout.ErrNotFound) && p.onConfigMap:
+		if version == "" {
+			return nil, badInput("no release in %s: start one with `canarybot run <version>` or `/canary start`, or name the right one with --state-configmap and --namespace", p.where)
+		}
+		return nil, badInput("no release %s in %s (check --state-configmap and --namespace)", version, p.where)
+	case errors.Is(err, rollout.ErrNotFound):
 		if version == "" {
 			return nil, badInput("no release in this state file: start one with `canarybot run <version>` or `canarybot demo`, or point --state at the right file")
 		}
 		return nil, badInput("no release %s in this state file (check --state)", version)
+	case err != nil && p.onConfigMap:
+		// A missing permission or namespace is for a person to fix.
+		return nil, kubeError(fmt.Errorf("state %s: %w", p.where, err))
 	}
 	return r, err
 }

@@ -30,6 +30,9 @@ import (
 // two backends. `run` opens them for one release; `serve` once, for every
 // release it hosts, so traffic keeps flowing between them.
 type production struct {
+	// kube is the cluster client (nil off Kubernetes), shared with the
+	// kubernetes preflight checks.
+	kube    *kubeConn
 	prom    *signals.Prometheus
 	promURL string
 	traffic rollout.Traffic
@@ -102,7 +105,7 @@ func openProduction(ctx context.Context, plan *rollout.Plan, o runOptions, kc *k
 			return nil, &exitError{code: exitBadInput, err: err}
 		}
 	}
-	pp := &production{prom: prom, promURL: promURL, stable: stableURL, canary: canaryURL, preflight: list}
+	pp := &production{prom: prom, promURL: promURL, stable: stableURL, canary: canaryURL, preflight: list, kube: kc}
 	if onIngress {
 		ing, observer, err := openIngress(ctx, kc, o.kube, plan, prom, log)
 		if err != nil {
@@ -145,7 +148,7 @@ func (pp *production) engine(p *parts, plan *rollout.Plan, ev *evidence.Dir, ver
 		// The micro blast radius probes the canary backend directly.
 		gates[rollout.StepBlast] = &checks.BlastGate{Options: checks.BlastOptions{URL: pp.canary.String(), N: checks.DefaultBlastN}, Evidence: ev}
 	}
-	maps.Copy(gates, pp.wiring.gates(ev, pp.canaryURL(), pp.prom, pp.preflight))
+	maps.Copy(gates, pp.wiring.onCluster(pp.kube).gates(ev, pp.canaryURL(), pp.prom, pp.preflight))
 	rn := &rollout.Runner{
 		Machine:   &rollout.Machine{Plan: plan, Render: p.render},
 		Metrics:   pp.prom,

@@ -4,9 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -46,7 +46,10 @@ sync applies the freeze to the one PR of a workflow's pull_request event.
 
 GitHub is reached as Actions sets it up: GITHUB_TOKEN, or a GitHub App (GITHUB_APP_ID,
 GITHUB_APP_PRIVATE_KEY or GITHUB_APP_PRIVATE_KEY_FILE, GITHUB_INSTALLATION_ID);
-GITHUB_REPOSITORY=owner/name; GITHUB_API_URL for GitHub Enterprise.
+GITHUB_REPOSITORY=owner/name; GITHUB_API_URL for GitHub Enterprise. canary.yaml's github section
+is read as serve and run read it: its repository and api_url take the place of GITHUB_REPOSITORY
+and GITHUB_API_URL, and its freeze.label and freeze.mode are the defaults of --label and --mode,
+so that the CLI and the engine freeze the same repository under the same label.
 
 Progress is saved after every change, so an interrupted start or lift carries on where it
 stopped when run again, without repeating a call.`,
@@ -60,9 +63,9 @@ stopped when run again, without repeating a call.`,
 	}
 	pf := c.PersistentFlags()
 	pf.StringVar(&o.progress, "progress", "", "freeze progress file (default: canarybot-freeze.json beside the state file)")
-	pf.StringVar(&o.label, "label", forge.DefaultFreezeLabel, "label put on the frozen PRs")
+	pf.StringVar(&o.label, "label", forge.DefaultFreezeLabel, "label put on the frozen PRs (default: github.freeze.label in canary.yaml)")
 	pf.StringVar(&o.targetURL, "target-url", "", "link of the failing status (default: the Actions run when GITHUB_RUN_ID is set, else the PR)")
-	pf.StringVar(&o.mode, "mode", forge.ModeAuto, "how to block merges: auto (a ruleset where the token may administer the repository, else statuses), rulesets or statuses")
+	pf.StringVar(&o.mode, "mode", forge.ModeAuto, "how to block merges: auto (a ruleset where the token may administer the repository, else statuses), rulesets or statuses (default: github.freeze.mode in canary.yaml)")
 	pf.BoolVar(&o.reportThawed, "report-thawed", true, "sync and the webhook set a success canary/freeze status on a PR while no freeze is in force (needed where branch protection requires the check)")
 	pf.DurationVar(&o.writeInterval, "write-interval", time.Second, "least time between two content-creating GitHub calls (GitHub asks for about one a second)")
 	pf.DurationVar(&o.logEvery, "log-every", forge.DefaultProgressInterval, "when stderr is not a terminal, write a progress line this often (0: never); on a terminal a progress bar updates in place")
@@ -76,7 +79,7 @@ stopped when run again, without repeating a call.`,
 			if err != nil {
 				return err
 			}
-			f, err := o.freeze(g)
+			f, err := o.freeze(cmd, g)
 			if err != nil {
 				return err
 			}
@@ -108,7 +111,7 @@ stopped when run again, without repeating a call.`,
 		Short: "Remove the labels the freeze added and set the canary/freeze statuses to success",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f, err := o.freeze(g)
+			f, err := o.freeze(cmd, g)
 			if err != nil {
 				return err
 			}
@@ -181,7 +184,7 @@ runs get a read-only token.`,
 			if err != nil {
 				return badInput("%s: %v", path, err)
 			}
-			f, err := o.freeze(g)
+			f, err := o.freeze(cmd, g)
 			if err != nil {
 				return err
 			}
@@ -200,22 +203,6 @@ runs get a read-only token.`,
 	return c
 }
 
-// githubWebhook is the handler for POST /github/webhook on canarybot serve,
-// or nil when GITHUB_WEBHOOK_SECRET is not set (the route is then not
-// mounted). It shares the freeze's progress file with the freeze commands.
-func githubWebhook(g *globals) (http.Handler, error) {
-	secret := os.Getenv(forge.EnvWebhookSecret)
-	if secret == "" {
-		return nil, nil
-	}
-	o := &freezeOpts{label: forge.DefaultFreezeLabel, mode: forge.ModeAuto, reportThawed: true, writeInterval: time.Second}
-	f, err := o.freeze(g)
-	if err != nil {
-		return nil, err
-	}
-	return forge.NewWebhookHandler([]byte(secret), f, g.logger())
-}
-
 func (o *freezeOpts) resolveProgress(g *globals) error {
 	if o.progress != "" {
 		return nil
@@ -224,11 +211,15 @@ func (o *freezeOpts) resolveProgress(g *globals) error {
 	if err != nil {
 		return err
 	}
-	o.progress = filepath.Join(filepath.Dir(cfg.StatePath), "canarybot-freeze.json")
+	o.progress = freezeProgressPath(cfg)
 	return nil
 }
 
-func (o *freezeOpts) freeze(g *globals) (*forge.Freeze, error) {
+// freeze is the freeze serve and run build (newFreezeOps): canary.yaml's
+// github section over the environment, so that the CLI and the engine
+// freeze one repository under one label. --label and --mode, when given,
+// replace the section's.
+func (o *freezeOpts) freeze(cmd *cobra.Command, g *globals) (*forge.Freeze, error) {
 	if err := o.resolveProgress(g); err != nil {
 		return nil, err
 	}
@@ -238,27 +229,43 @@ func (o *freezeOpts) freeze(g *globals) (*forge.Freeze, error) {
 	if o.logEvery < 0 {
 		return nil, badInput("--log-every %s is negative; use 0 for no progress lines", o.logEvery)
 	}
-	switch o.mode {
-	case forge.ModeAuto, forge.ModeRulesets, forge.ModeStatuses:
-	default:
-		return nil, badInput("--mode %q; use auto, rulesets or statuses", o.mode)
-	}
-	cfg, err := forge.ConfigFromEnv(os.LookupEnv)
-	if errors.Is(err, forge.ErrMissingSetting) || errors.Is(err, forge.ErrInvalidSetting) {
-		return nil, badInput("%v", err)
-	}
+	cfg, err := g.loadConfig()
 	if err != nil {
 		return nil, err
 	}
-	topts := forge.DefaultTransportOptions()
-	topts.WriteInterval = o.writeInterval
-	topts.Log = g.logger()
-	o.metrics = &forge.Metrics{}
-	topts.Metrics = o.metrics
-	client, err := forge.NewClient(cfg, nil, topts)
-	if err != nil {
-		return nil, badInput("%v", err)
+	if cmd.Flags().Changed("mode") {
+		switch o.mode {
+		case forge.ModeAuto, forge.ModeRulesets, forge.ModeStatuses:
+		default:
+			return nil, badInput("--mode %q; use auto, rulesets or statuses", o.mode)
+		}
+		cfg.GitHub.Freeze.Mode = o.mode
 	}
+	if cmd.Flags().Changed("label") {
+		if strings.TrimSpace(o.label) == "" {
+			return nil, badInput("--label is empty; name the label the frozen PRs get, e.g. %s", forge.DefaultFreezeLabel)
+		}
+		cfg.GitHub.Freeze.Label = o.label
+	}
+	log := g.logger()
+	env := productionGateEnv(log)
+	env.transport.WriteInterval = o.writeInterval
+	o.metrics = &forge.Metrics{}
+	env.transport.Metrics = o.metrics
+	// The CLI says itself why GitHub is not configured, as an error.
+	env.log = nil
+	ops, err := newFreezeOps(cfg, env)
+	if err != nil {
+		return nil, err
+	}
+	if ops == nil {
+		_, err := forge.ConfigFromEnv(freezeLookup(cfg, env))
+		if err == nil {
+			err = errors.New("GitHub is not configured")
+		}
+		return nil, badInput("the change freeze is not configured: %v (github.repository and github.api_url in canary.yaml stand for %s and %s)", err, forge.EnvRepository, forge.EnvAPIURL)
+	}
+	f := ops.freeze
 	target := o.targetURL
 	if target == "" {
 		if run := os.Getenv("GITHUB_RUN_ID"); run != "" {
@@ -266,15 +273,13 @@ func (o *freezeOpts) freeze(g *globals) (*forge.Freeze, error) {
 			if server == "" {
 				server = "https://github.com"
 			}
-			target = fmt.Sprintf("%s/%s/%s/actions/runs/%s", server, cfg.Owner, cfg.Repo, run)
+			target = fmt.Sprintf("%s/%s/%s/actions/runs/%s", server, f.Owner, f.Repo, run)
 		}
 	}
-	return &forge.Freeze{
-		Client: client, Owner: cfg.Owner, Repo: cfg.Repo,
-		Label: o.label, TargetURL: target, Mode: o.mode, ReportThawed: o.reportThawed,
-		Progress: forge.FileProgress{Path: o.progress},
-		Log:      g.logger(),
-	}, nil
+	f.TargetURL, f.ReportThawed = target, o.reportThawed
+	f.Progress = forge.FileProgress{Path: o.progress}
+	f.Log = log
+	return f, nil
 }
 
 // progressLine shows a freeze's progress on stderr: a bar rewritten in

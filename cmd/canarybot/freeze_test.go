@@ -2,9 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -144,32 +141,51 @@ func TestFreezeSyncCommand(t *testing.T) {
 	}
 }
 
-// TestGitHubWebhookRoute: serve mounts POST /github/webhook only with a
-// secret; the handler shares the freeze commands' progress file.
-func TestGitHubWebhookRoute(t *testing.T) {
-	clearGitHubEnv(t)
-	t.Setenv("GITHUB_WEBHOOK_SECRET", "")
-	fake := forgetest.New(t, "acme", "exchange", 1)
-	t.Setenv("GITHUB_TOKEN", "ghp_test")
-	t.Setenv("GITHUB_REPOSITORY", "acme/exchange")
-	t.Setenv("GITHUB_API_URL", fake.URL)
-	dir := t.TempDir()
-	g := &globals{statePath: filepath.Join(dir, "state.db"), evidenceDir: dir, out: io.Discard, errOut: io.Discard}
-	if h, err := githubWebhook(g); h != nil || err != nil {
-		t.Fatalf("without a secret: %v, %v; want no route", h, err)
-	}
-	t.Setenv("GITHUB_WEBHOOK_SECRET", "It's a Secret to Everybody")
-	h, err := githubWebhook(g)
-	if err != nil || h == nil {
-		t.Fatalf("with a secret: %v, %v", h, err)
-	}
-	req := httptest.NewRequest(http.MethodPost, "/github/webhook", strings.NewReader("Hello, World!"))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-GitHub-Event", "ping")
-	req.Header.Set("X-Hub-Signature-256", "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17")
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
-	if rec.Code != http.StatusOK {
-		t.Errorf("GitHub's example ping: %d %s", rec.Code, rec.Body)
+// TestFreezeCommandReadsCanaryYAML: without flags, `canarybot freeze`
+// freezes the repository, through the API URL, under the label and in the
+// mode of canary.yaml's github section, as the engine does (newFreezeOps):
+// the section's repository beats $GITHUB_REPOSITORY there too. --label and
+// --mode, when given, replace the section's.
+func TestFreezeCommandReadsCanaryYAML(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		flags     []string
+		wantLabel string
+		wantMode  string
+	}{
+		{"canary.yaml", nil, "frozen-for-canary", "statuses"},
+		{"flags over canary.yaml", []string{"--label", "hold-it", "--mode", "rulesets"}, "hold-it", "rulesets"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clearGitHubEnv(t)
+			fake := forgetest.New(t, "acme", "exchange", 3)
+			t.Setenv("GITHUB_TOKEN", "ghp_test")
+			t.Setenv("GITHUB_REPOSITORY", "acme/not-this-one")
+			dir := t.TempDir()
+			cfgFile := filepath.Join(dir, "canary.yaml")
+			yaml := fmt.Sprintf("github:\n  repository: acme/exchange\n  api_url: %s\n  freeze: {label: frozen-for-canary, mode: statuses}\n", fake.URL)
+			if err := os.WriteFile(cfgFile, []byte(yaml), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			common := append([]string{"--config", cfgFile, "--evidence-dir", dir, "--state", filepath.Join(dir, "state.db"), "--write-interval", "0s"}, tc.flags...)
+			out, code := cli(t, append([]string{"freeze", "start", "v1.4.0"}, common...)...)
+			if code != exitComplete || !strings.Contains(out, "mode "+tc.wantMode) {
+				t.Fatalf("start: exit %d, want mode %s\n%s", code, tc.wantMode, out)
+			}
+			for n := 1; n <= 3; n++ {
+				if l := fake.PRLabels(n); len(l) != 1 || l[0] != tc.wantLabel {
+					t.Errorf("PR #%d labels %v, want [%s]", n, l, tc.wantLabel)
+				}
+			}
+			out, code = cli(t, append([]string{"freeze", "lift"}, common...)...)
+			if code != exitComplete {
+				t.Fatalf("lift: exit %d\n%s", code, out)
+			}
+			for n := 1; n <= 3; n++ {
+				if l := fake.PRLabels(n); len(l) != 0 {
+					t.Errorf("PR #%d labels after lift %v", n, l)
+				}
+			}
+		})
 	}
 }

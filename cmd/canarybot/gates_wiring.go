@@ -77,15 +77,7 @@ type freezeOps struct {
 // freeze is not configured here, and the engine records its step as
 // skipped. Credentials that are present but unusable are bad input.
 func newFreezeOps(cfg config.Config, env gateEnv) (*freezeOps, error) {
-	lookup := func(k string) (string, bool) {
-		switch {
-		case k == forge.EnvRepository && cfg.GitHub.Repository != "":
-			return cfg.GitHub.Repository, true
-		case k == forge.EnvAPIURL && cfg.GitHub.APIURL != "":
-			return cfg.GitHub.APIURL, true
-		}
-		return env.lookup(k)
-	}
+	lookup := freezeLookup(cfg, env)
 	var creds []string
 	for _, k := range githubCredentials {
 		if v, _ := env.lookup(k); strings.TrimSpace(v) != "" {
@@ -121,6 +113,20 @@ func newFreezeOps(cfg config.Config, env gateEnv) (*freezeOps, error) {
 		},
 		log: env.logger(),
 	}, nil
+}
+
+// freezeLookup is GitHub's settings as the freeze reads them: canary.yaml's
+// github.repository and github.api_url over the environment's.
+func freezeLookup(cfg config.Config, env gateEnv) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		switch {
+		case k == forge.EnvRepository && cfg.GitHub.Repository != "":
+			return cfg.GitHub.Repository, true
+		case k == forge.EnvAPIURL && cfg.GitHub.APIURL != "":
+			return cfg.GitHub.APIURL, true
+		}
+		return env.lookup(k)
+	}
 }
 
 // lockedGate runs a gate while holding the freeze's turn.
@@ -168,6 +174,10 @@ type gateWiring struct {
 	cfg    config.Config
 	env    gateEnv
 	freeze *freezeOps
+	// kube is the engine's cluster client (the Ingress's and the state
+	// ConfigMap's), which kubernetes preflight checks share; nil off
+	// Kubernetes, where they read $KUBECONFIG or the pod's account.
+	kube *kubeConn
 	// green button, resolved once
 	key        *provenance.Key
 	exceptions []sbom.Exception
@@ -191,6 +201,12 @@ func newGateWiring(cfg config.Config, env gateEnv, freeze *freezeOps) (*gateWiri
 	}
 	if w.lgpl, err = sbom.ParseLGPLPolicy(gb.LGPL); err != nil {
 		return nil, badInput("green_button.lgpl: %v", err)
+	}
+	if gb.VulnDB != "" {
+		// Found out at start, not at T-2 with the release under way.
+		if _, err := os.Stat(gb.VulnDB); err != nil {
+			return nil, badInput("green_button.vuln_db: %v; give the grype database directory (the one holding 6/vulnerability.db)", err)
+		}
 	}
 	return w, nil
 }
@@ -216,6 +232,17 @@ func readExceptions(path string) ([]sbom.Exception, error) {
 	return sbom.ReadExceptions(path)
 }
 
+// onCluster is the wiring with the engine's cluster client, for its
+// kubernetes preflight checks; kc nil or a nil wiring change nothing.
+func (w *gateWiring) onCluster(kc *kubeConn) *gateWiring {
+	if w == nil || kc == nil {
+		return w
+	}
+	c := *w
+	c.kube = kc
+	return &c
+}
+
 // gates are the freeze, lift, preflight and green-button gates of one
 // release. checks, when not nil, replace canary.yaml's preflight checks
 // (`--preflight FILE`). On a nil wiring only such checks are wired, as
@@ -233,6 +260,9 @@ func (w *gateWiring) gates(ev rollout.Evidence, canary string, prom rollout.Metr
 		checks = w.cfg.Preflight.Checks
 	}
 	popts.Budget, popts.Getenv = w.cfg.Preflight.Budget, w.env.getenv
+	if w.kube != nil {
+		popts.Kube, popts.KubeNamespace = w.kube.client, w.kube.namespace
+	}
 	gates[rollout.StepPreflight] = &preflight.Gate{Checks: checks, Options: popts}
 	if w.freeze != nil {
 		fg := &forge.FreezeGate{Freeze: w.freeze.freeze, Evidence: ev}
@@ -264,6 +294,7 @@ func (w *gateWiring) greenButton(ev rollout.Evidence, source string) *greenbutto
 	g := &greenbutton.GreenButton{
 		Source: source, ArtifactsDir: gb.ArtifactsDir, Expected: gb.ExpectedArtifacts,
 		PreviousSBOM: gb.PreviousSBOM, Exceptions: w.exceptions, LGPL: w.lgpl,
+		VulnDB: gb.VulnDB, VulnFailOn: vulnThreshold(gb.VulnFailOn),
 		Key: w.key, RequireKey: gb.RequireKey, Evidence: ev, Getenv: w.env.getenv, ToolVersion: version,
 	}
 	// Earlier releases' evidence is not part of this one's SBOM.

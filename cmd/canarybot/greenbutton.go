@@ -17,18 +17,19 @@ import (
 	"github.com/canarybot/canarybot/provenance"
 	"github.com/canarybot/canarybot/rollout"
 	"github.com/canarybot/canarybot/sbom"
+	"github.com/canarybot/canarybot/sbom/vuln"
 )
 
 // newGreenButtonCmd is the runbook's T-2 green-button ritual from a
 // terminal or a CI job: the same gates the engine runs as its green-button
 // step, with a line per gate and an exit code naming what failed.
 func newGreenButtonCmd(g *globals) *cobra.Command {
-	var source, binary, artifactsDir, expectedFile, previous, exceptions, lgpl, keyPath, modCache string
+	var source, binary, artifactsDir, expectedFile, previous, exceptions, lgpl, keyPath, modCache, vulnDB, vulnFailOn string
 	var expect, exclude []string
 	var requireKey bool
 	c := &cobra.Command{
-		Use:   "green-button <version> --expect FILE... [--artifacts-dir DIR] [--previous-sbom OLD] [--key key.pem]",
-		Short: "T-2 green button: tag seal, SBOMs, signed provenance, license drift, artifact count, signed go/no-go record",
+		Use:   "green-button <version> --expect FILE... [--artifacts-dir DIR] [--previous-sbom OLD] [--vuln-db DIR] [--key key.pem]",
+		Short: "T-2 green button: tag seal, SBOMs, signed provenance, license drift, vulnerability scan, artifact count, signed go/no-go record",
 		Long: `Runs, in order, each gate of the runbook's green-button ritual and writes
 its evidence into the release's evidence directory (every file goes into the
 manifest):
@@ -37,12 +38,20 @@ manifest):
                   Go licenses from the module cache; none found fails           sbom_<version>.cdx.json
   provenance      SLSA v1 provenance of the expected artifacts, DSSE-signed     build_provenance_<version>.json (+ .pub.pem)
   license_drift   new GPL/AGPL since --previous-sbom (none given: any fails)    license_drift_<version>.txt
+  vulnerabilities grype scan of the SPDX SBOM against --vuln-db, failing on     vulnerabilities_<version>.txt
+                  --vuln-fail-on or worse; no --vuln-db: SKIPPED (not a pass,
+                  not a NO-GO; the record says the release was not scanned)
   artifact_count  N/M of the --expect / --expected files in --artifacts-dir     artifact_count.txt
 then the go/no-go record: decision, who (--as), when, each gate's result and
 the sha256 of every file above, signed with the provenance's key as a DSSE
 envelope beside it:                                                          go_nogo_signed_<version>.txt (+ .sig)
 Every gate runs even after one fails, so the record is complete; the
-decision is GO only when all passed.
+decision is GO only when all passed (a skipped vulnerability scan aside).
+
+--vuln-db is a grype database directory already on disk (nothing is
+downloaded): the directory holding 6/vulnerability.db, as
+` + "`GRYPE_DB_CACHE_DIR=DIR grype db update`" + ` leaves it. A missing, tampered or
+more than 5 days old database fails the gate.
 
 The key is an ed25519 or ECDSA P-256 private key in PEM, from --key or as PEM
 text in $` + provenance.KeyEnv + `; without one an ephemeral key signs and
@@ -51,7 +60,7 @@ Check the record with the public key you trust:
   canarybot verify go_nogo_signed_<version>.txt.sig --key pub.pem --artifact go_nogo_signed_<version>.txt
 What the flags leave out comes from canary.yaml's green_button section
 (expected_artifacts, artifacts_dir, previous_sbom, exceptions, lgpl,
-require_key, key_env).
+vuln_db, vuln_fail_on, require_key, key_env).
 Exit 0 GO, 1 NO-GO (the message names the failed gates), 2 bad input.`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -93,6 +102,23 @@ Exit 0 GO, 1 NO-GO (the message names the failed gates), 2 bad input.`,
 			}
 			if !fl.Changed("require-key") {
 				requireKey = gbc.RequireKey
+			}
+			if vulnDB == "" {
+				vulnDB = gbc.VulnDB
+			}
+			if !fl.Changed("vuln-fail-on") {
+				vulnFailOn = gbc.VulnFailOn
+			}
+			failOn, err := vuln.ParseSeverity(vulnFailOn)
+			if err != nil {
+				return badInput("--vuln-fail-on: %w", err)
+			}
+			if vulnDB != "" {
+				// As with --previous-sbom: a typo would be found only after
+				// the SBOM and the provenance were made.
+				if _, err := os.Stat(vulnDB); err != nil {
+					return badInput("--vuln-db: %v; give the grype database directory (the one holding %s/vulnerability.db)", err, vuln.SchemaDir)
+				}
 			}
 			policy, err := sbom.ParseLGPLPolicy(lgpl)
 			if err != nil {
@@ -139,7 +165,7 @@ Exit 0 GO, 1 NO-GO (the message names the failed gates), 2 bad input.`,
 			gb := &greenbutton.GreenButton{
 				Source: source, Binary: binary, ArtifactsDir: artifactsDir, Expected: expect,
 				Exclude: exclude, ModCacheDir: modCache, PreviousSBOM: previous,
-				Exceptions: excs, LGPL: policy, Key: key, RequireKey: requireKey,
+				Exceptions: excs, LGPL: policy, VulnDB: vulnDB, VulnFailOn: failOn, Key: key, RequireKey: requireKey,
 				Evidence: ev, Who: g.who(), ToolVersion: version,
 				OnStart: func(step greenbutton.Step, i, n int) {
 					if tty {
@@ -152,7 +178,11 @@ Exit 0 GO, 1 NO-GO (the message names the failed gates), 2 bad input.`,
 						fmt.Fprint(g.out, "\r\033[K")
 					}
 					mark := "✔"
-					if r.Status != rollout.GatePassed {
+					switch r.Status {
+					case rollout.GatePassed:
+					case rollout.GateSkipped:
+						mark = "–"
+					default:
 						mark = "✘"
 					}
 					fmt.Fprintf(g.out, "%s %s\n", mark, r.Line())
@@ -164,6 +194,9 @@ Exit 0 GO, 1 NO-GO (the message names the failed gates), 2 bad input.`,
 			}
 			if err != nil {
 				return err
+			}
+			for _, s := range out.Skipped() {
+				fmt.Fprintf(g.out, "SKIPPED: %s\n", s)
 			}
 			if out.Ephemeral {
 				fmt.Fprintf(g.out, "UNATTESTED: signed with an ephemeral key (%s) generated for this run; anyone could have made this record. Pass --key or set $%s to attest it.\n", out.KeyID, provenance.KeyEnv)
@@ -189,8 +222,22 @@ Exit 0 GO, 1 NO-GO (the message names the failed gates), 2 bad input.`,
 	fl.StringVar(&exceptions, "exceptions", "", "YAML list of {package, license, reason} exempting reviewed licenses")
 	fl.StringVar(&lgpl, "lgpl", string(sbom.LGPLWarn), "what a new LGPL package does: fail, warn or allow")
 	fl.StringVar(&keyPath, "key", "", "PEM private key, ed25519 or ECDSA P-256 (default: the PEM text in the variable green_button.key_env names, $"+provenance.KeyEnv+"; else an ephemeral key: unattested)")
+	fl.StringVar(&vulnDB, "vuln-db", "", "grype vulnerability database directory for the vulnerability gate (none: the scan is skipped, and the record says so)")
+	fl.StringVar(&vulnFailOn, "vuln-fail-on", "high", "the vulnerability gate fails on a finding this severe or worse: negligible, low, medium, high, critical, or none (report only)")
 	fl.BoolVar(&requireKey, "require-key", false, "fail the provenance gate rather than sign with an ephemeral key")
 	return c
+}
+
+// vulnThreshold is green_button.vuln_fail_on as the gate takes it.
+// config.Validate admits only names vuln.ParseSeverity reads; should
+// another get here, the strictest threshold keeps a typo from passing a
+// release.
+func vulnThreshold(name string) vuln.Severity {
+	s, err := vuln.ParseSeverity(name)
+	if err != nil {
+		return vuln.Negligible
+	}
+	return s
 }
 
 // verifyRecord is `canarybot verify` for a signed go/no-go record: the

@@ -6,10 +6,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/anchore/grype/grype/db/v6/testdb"
+
+	"github.com/canarybot/canarybot/config"
 	"github.com/canarybot/canarybot/provenance"
+	"github.com/canarybot/canarybot/sbom/vuln"
 )
 
 // greenButton runs `canarybot green-button args...` in-process as user,
@@ -17,8 +23,14 @@ import (
 // the test does not depend on main.go registering it.
 func greenButton(t *testing.T, evidenceRoot, user string, args ...string) (string, int) {
 	t.Helper()
+	return greenButtonConfig(t, "", evidenceRoot, user, args...)
+}
+
+// greenButtonConfig is greenButton with canary.yaml at configPath.
+func greenButtonConfig(t *testing.T, configPath, evidenceRoot, user string, args ...string) (string, int) {
+	t.Helper()
 	var out, errOut bytes.Buffer
-	g := &globals{out: &out, errOut: &errOut, evidenceDir: evidenceRoot, user: user}
+	g := &globals{out: &out, errOut: &errOut, evidenceDir: evidenceRoot, user: user, configPath: configPath}
 	c := newGreenButtonCmd(g)
 	c.SilenceUsage, c.SilenceErrors = true, true
 	c.SetOut(&out)
@@ -94,7 +106,8 @@ func TestGreenButtonCLI(t *testing.T) {
 		}
 		for _, want := range []string{
 			"✔ release_tag", "✔ sbom", "3/3 packages have a license", "✔ provenance", "✔ license_drift", "✔ artifact_count", "2/2 expected artifacts",
-			"decision: GO (5/5 gates passed), recorded by alice", "go_nogo_signed_v1.4.0.txt.sig",
+			"– vulnerabilities", "SKIPPED: vulnerabilities skipped: no vulnerability database given",
+			"decision: GO (5/6 gates passed, 1 skipped (vulnerabilities)), recorded by alice", "go_nogo_signed_v1.4.0.txt.sig",
 		} {
 			if !strings.Contains(out, want) {
 				t.Errorf("output lacks %q:\n%s", want, out)
@@ -177,7 +190,7 @@ func TestGreenButtonCLI(t *testing.T) {
 		if code != exitFailure {
 			t.Fatalf("exit %d, want 1:\n%s", code, out)
 		}
-		for _, want := range []string{"✘ artifact_count", "NO-GO: artifact_count failed", "missing canarybot-darwin-arm64", "decision: NO-GO (4/5 gates passed)"} {
+		for _, want := range []string{"✘ artifact_count", "NO-GO: artifact_count failed", "missing canarybot-darwin-arm64", "decision: NO-GO (4/6 gates passed, 1 skipped (vulnerabilities))"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("output lacks %q:\n%s", want, out)
 			}
@@ -220,6 +233,8 @@ func TestGreenButtonCLI(t *testing.T) {
 		{"bad lgpl", args("--expect", "x", "--lgpl", "maybe"), "use fail, warn or allow"},
 		{"source not a directory", []string{"v1.4.0", "--source", expectFile, "--expect", "x"}, "is not a directory"},
 		{"bad key", args("--expect", "x", "--key", expectFile), "no PEM block"},
+		{"bad vuln threshold", args("--expect", "x", "--vuln-fail-on", "severe"), `bad severity "severe": use negligible, low, medium, high, critical or none`},
+		{"missing vuln db", args("--expect", "x", "--vuln-db", filepath.Join(dir, "grype")), "--vuln-db: stat " + filepath.Join(dir, "grype")},
 	}
 	for _, tt := range refusals {
 		t.Run(tt.name, func(t *testing.T) {
@@ -283,5 +298,90 @@ func TestSBOMGenerateCLI(t *testing.T) {
 		if code != tt.code || !strings.Contains(out, tt.want) {
 			t.Errorf("%v: exit %d, want %d with %q:\n%s", tt.args, code, tt.code, tt.want, out)
 		}
+	}
+}
+
+// TestGreenButtonVulnCLI presses the button with a real grype database,
+// built by grype's own builder from the greenbutton package's advisories
+// (a critical one for go.etcd.io/bbolt v1.5.0, which the fixture module
+// requires, and a medium one for github.com/spf13/pflag), from the flags
+// and from canary.yaml.
+func TestGreenButtonVulnCLI(t *testing.T) {
+	t.Setenv("GITHUB_ACTIONS", "")
+	t.Setenv(provenance.KeyEnv, "")
+	dir := t.TempDir()
+	src := taggedModule(t, dir)
+	evRoot := filepath.Join(dir, "evidence")
+	key, _, _ := edKey(t, dir, "release")
+	in := filepath.Join(dir, "advisories")
+	if err := os.CopyFS(in, os.DirFS(filepath.Join("..", "..", "greenbutton", "testdata", "advisories"))); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(dir, "grype-db")
+	testdb.BuildFromFlatFileDir(t, time.Now(), filepath.Join(db, vuln.SchemaDir), in, "**/*.json")
+	yaml := filepath.Join(dir, "canary.yaml")
+	if err := os.WriteFile(yaml, []byte("green_button:\n  vuln_db: "+db+"\n  vuln_fail_on: critical\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	base := []string{"v1.4.0", "--source", src, "--expect", "canarybot-linux-amd64", "--key", key}
+
+	tests := []struct {
+		name   string
+		config string
+		args   []string
+		code   int
+		want   []string
+	}{
+		{"critical finding is a NO-GO", "", []string{"--vuln-db", db}, exitFailure, []string{
+			"✘ vulnerabilities", "NO-GO: vulnerabilities failed: FAIL: 1 finding(s) at or above high", "decision: NO-GO (5/6 gates passed)",
+		}},
+		{"report only", "", []string{"--vuln-db", db, "--vuln-fail-on", "none"}, exitComplete, []string{
+			"✔ vulnerabilities", "PASS (report only, no threshold): 1 critical, 1 medium", "decision: GO (6/6 gates passed)",
+		}},
+		{"from canary.yaml", yaml, nil, exitFailure, []string{"NO-GO: vulnerabilities failed: FAIL: 1 finding(s) at or above critical"}},
+		{"flags over canary.yaml", yaml, []string{"--vuln-fail-on", "none"}, exitComplete, []string{"decision: GO (6/6 gates passed)"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, code := greenButtonConfig(t, tt.config, evRoot, "alice", append(append([]string{}, base...), tt.args...)...)
+			if code != tt.code {
+				t.Fatalf("exit %d, want %d:\n%s", code, tt.code, out)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+			if strings.Contains(out, "SKIPPED") {
+				t.Errorf("a scan with a database says SKIPPED:\n%s", out)
+			}
+			report, err := os.ReadFile(filepath.Join(evRoot, "v1.4.0", vuln.EvidenceName("v1.4.0")))
+			if err != nil || !strings.Contains(string(report), "GHSA-crit-bolt-0001") {
+				t.Errorf("%s: %v\n%s", vuln.EvidenceName("v1.4.0"), err, report)
+			}
+		})
+	}
+}
+
+// TestVulnThresholdNames holds canary.yaml's vuln_fail_on names, which
+// config spells out to keep grype out of it, to the vuln package's.
+func TestVulnThresholdNames(t *testing.T) {
+	names := config.VulnSeverities()
+	for _, name := range names {
+		s, err := vuln.ParseSeverity(name)
+		if err != nil {
+			t.Errorf("config admits %q, vuln refuses it: %v", name, err)
+		}
+		if got := vulnThreshold(name); got != s {
+			t.Errorf("vulnThreshold(%q) = %s, want %s", name, got, s)
+		}
+	}
+	for s := vuln.Negligible; s <= vuln.Critical; s++ {
+		if !slices.Contains(names, s.String()) {
+			t.Errorf("config does not admit the threshold %s", s)
+		}
+	}
+	if got := vulnThreshold("severe"); got != vuln.Negligible {
+		t.Errorf("an unknown name gives %s, want the strictest, negligible", got)
 	}
 }

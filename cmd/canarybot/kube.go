@@ -5,16 +5,20 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/common/model"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/canarybot/canarybot/config"
 	"github.com/canarybot/canarybot/ha"
+	"github.com/canarybot/canarybot/preflight"
 	"github.com/canarybot/canarybot/rollout"
 	"github.com/canarybot/canarybot/store"
 	"github.com/canarybot/canarybot/traffic"
@@ -26,10 +30,63 @@ const (
 	defaultLeaseName      = "canarybot"
 )
 
+// kubeTarget is the cluster every command may reach, from the global flags
+// --kubeconfig, --namespace and --state-configmap: `canarybot promote` run
+// in the bot's pod (kubectl exec) reaches the state ConfigMap `serve` uses.
+type kubeTarget struct {
+	kubeconfig, namespace, stateConfigMap string
+	// flags are where they were defined, to tell an empty
+	// --state-configmap from none.
+	flags *pflag.FlagSet
+}
+
+func (t *kubeTarget) addFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&t.kubeconfig, "kubeconfig", "", "kubeconfig file (default $KUBECONFIG, else the pod's service account, else ~/.kube/config)")
+	fs.StringVar(&t.namespace, "namespace", "", "namespace of the Ingress, the state ConfigMap, the Lease and kubernetes preflight checks (default: the kubeconfig context's, or the pod's own)")
+	fs.StringVar(&t.stateConfigMap, "state-configmap", "", "keep the release state in this ConfigMap instead of the --state file (default in a cluster without --state: "+defaultStateConfigMap+`; "" keeps the file)`)
+	t.flags = fs
+}
+
+// configMap is the state ConfigMap of the commands that read or queue on
+// a release, as run and serve pick it; "" means the --state file.
+func (t *kubeTarget) configMap(inCluster, stateFileGiven bool) string {
+	set := t.flags != nil && t.flags.Changed("state-configmap")
+	return pickStateConfigMap(t.stateConfigMap, set, inCluster, stateFileGiven)
+}
+
+// pickStateConfigMap is where the state goes: the ConfigMap given (even
+// "", which keeps bbolt), else in a cluster without a --state file the
+// shipped one, else the file.
+func pickStateConfigMap(given string, set, inCluster, stateFileGiven bool) string {
+	if !set && inCluster && !stateFileGiven {
+		return defaultStateConfigMap
+	}
+	return given
+}
+
+// preflight fills in the kubernetes preflight checks' cluster: the
+// --kubeconfig file, and with --namespace a client for that namespace.
+// Nothing is connected unless a check reads the cluster.
+func (t *kubeTarget) preflight(o *preflight.Options, checks []preflight.Check) error {
+	o.Kubeconfig = t.kubeconfig
+	if t.namespace == "" || !slices.ContainsFunc(checks, func(c preflight.Check) bool { return c.Kind == preflight.KindKubernetes }) {
+		return nil
+	}
+	kc, err := dialKube(t.kubeconfig, t.namespace)
+	if err != nil {
+		return err
+	}
+	o.Kube, o.KubeNamespace = kc.client, kc.namespace
+	return nil
+}
+
 // kubeOptions are the flags that put `run` and `serve` on Kubernetes: the
 // canary Ingress as the router, the release state in a ConfigMap, and (for
-// serve) leader election between replicas.
+// serve) leader election between replicas. kubeconfig, namespace and
+// stateConfigMap are the global flags', copied by resolve.
 type kubeOptions struct {
+	// flag finds the global flags once the command is on the root.
+	flag       func(name string) *pflag.Flag
 	kubeconfig string
 	namespace  string
 	// ingress is the canary Ingress; stableIngress the one it shadows,
@@ -53,13 +110,14 @@ type leaseTimings struct {
 	duration, renew, retry time.Duration
 }
 
+// addFlags adds the router's flags; --kubeconfig, --namespace and
+// --state-configmap are global (kubeTarget), as every command that reads
+// the state needs them, and a local copy would clash with them.
 func (o *kubeOptions) addFlags(c *cobra.Command) {
+	o.flag = c.Flag
 	fl := c.Flags()
-	fl.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default $KUBECONFIG, else the pod's service account, else ~/.kube/config)")
-	fl.StringVar(&o.namespace, "namespace", "", "namespace of the Ingress, the state ConfigMap and the Lease (default: the kubeconfig context's, or the pod's own)")
 	fl.StringVar(&o.ingress, "ingress", "", "canary Ingress (ingress-nginx canary annotations) to move traffic on, instead of canarybot's weighted router")
 	fl.StringVar(&o.stableIngress, "stable-ingress", "", "the stable Ingress the canary one shadows, for the observed share (default: --ingress without its -canary suffix)")
-	fl.StringVar(&o.stateConfigMap, "state-configmap", "", "keep the release state in this ConfigMap instead of the --state file (default in a cluster: "+defaultStateConfigMap+`; "" keeps the file)`)
 }
 
 func (o *kubeOptions) addServeFlags(c *cobra.Command) {
@@ -79,10 +137,15 @@ func (o *kubeOptions) addServeFlags(c *cobra.Command) {
 // canarybot runs: in a cluster without --state, the state goes to the
 // ConfigMap by default; leader election is on by default when it does.
 func (o *kubeOptions) resolve(changed func(name string) bool, inCluster, stateFileGiven bool) {
-	o.configMapSet = changed("state-configmap")
-	if !o.configMapSet && inCluster && !stateFileGiven {
-		o.stateConfigMap = defaultStateConfigMap
+	if o.flag != nil {
+		for name, v := range map[string]*string{"kubeconfig": &o.kubeconfig, "namespace": &o.namespace, "state-configmap": &o.stateConfigMap} {
+			if f := o.flag(name); f != nil {
+				*v = f.Value.String()
+			}
+		}
 	}
+	o.configMapSet = changed("state-configmap")
+	o.stateConfigMap = pickStateConfigMap(o.stateConfigMap, o.configMapSet, inCluster, stateFileGiven)
 	o.leaderElectSet = changed("leader-elect")
 	if !o.leaderElectSet {
 		o.leaderElect = o.stateConfigMap != ""
@@ -113,12 +176,19 @@ func connectKube(o kubeOptions) (*kubeConn, error) {
 	if !o.needsCluster() {
 		return nil, nil
 	}
-	cfg, ns, err := traffic.ClientConfig(o.kubeconfig)
+	return dialKube(o.kubeconfig, o.namespace)
+}
+
+// dialKube builds a client from the kubeconfig (see traffic.ClientConfig);
+// namespace "" means the kubeconfig context's, or the pod's own. It reads
+// files only: the first request is what reaches the API server.
+func dialKube(kubeconfig, namespace string) (*kubeConn, error) {
+	cfg, ns, err := traffic.ClientConfig(kubeconfig)
 	if err != nil {
 		return nil, &exitError{code: exitBadInput, err: err}
 	}
-	if o.namespace != "" {
-		ns = o.namespace
+	if namespace != "" {
+		ns = namespace
 	}
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
@@ -151,23 +221,31 @@ func (g *globals) openState(ctx context.Context, kc *kubeConn, configMap string,
 	if err != nil {
 		return nil, err
 	}
-	p := &parts{plan: &cfg.Plan}
+	p, err := configMapParts(cfg, kc, configMap)
+	if err != nil {
+		return nil, err
+	}
 	if outbox {
 		if p.outbox, err = store.Open(cfg.StatePath); err != nil {
 			return nil, err
 		}
 	}
-	cm, err := store.NewConfigMap(kc.client, kc.namespace, configMap)
+	// Read once now, so that a missing permission or an unreachable API
+	// server stops the command before anything moves.
+	if _, err := p.store.Load(ctx, ""); err != nil && !errors.Is(err, rollout.ErrNotFound) {
+		return nil, kubeError(fmt.Errorf("state %s: %w", p.where, err))
+	}
+	return p, nil
+}
+
+// configMapParts are the parts on the state ConfigMap name, without the
+// Slack outbox.
+func configMapParts(cfg config.Config, kc *kubeConn, name string) (*parts, error) {
+	cm, err := store.NewConfigMap(kc.client, kc.namespace, name)
 	if err != nil {
 		return nil, &exitError{code: exitBadInput, err: err}
 	}
-	// Read once now, so that a missing permission or an unreachable API
-	// server stops the command before anything moves.
-	if _, err := cm.Load(ctx, ""); err != nil && !errors.Is(err, rollout.ErrNotFound) {
-		return nil, kubeError(fmt.Errorf("state ConfigMap %s: %w", cm, err))
-	}
-	p.store = cm
-	return p, nil
+	return &parts{plan: &cfg.Plan, store: cm, where: "ConfigMap " + cm.String(), onConfigMap: true}, nil
 }
 
 // openIngress returns the router on the canary Ingress, having read its

@@ -26,19 +26,32 @@ func TestKubeOptionsResolve(t *testing.T) {
 		{"a ConfigMap named", []string{"--state-configmap", "other"}, false, false, "other", true},
 		{"a ConfigMap without election", []string{"--state-configmap", "other", "--leader-elect=false"}, false, false, "other", false},
 		{"election on bbolt", []string{"--leader-elect"}, false, false, "", true},
+		{"a cluster named", []string{"--kubeconfig", "/etc/kube/config", "--namespace", "prod", "--state-configmap", "other"}, false, true, "other", true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			cmd := &cobra.Command{}
+			// --state-configmap is global: the root defines it, as
+			// newRoot does, and serve inherits it.
+			root, cmd := &cobra.Command{Use: "canarybot"}, &cobra.Command{Use: "serve"}
+			var kt kubeTarget
+			kt.addFlags(root.PersistentFlags())
+			root.AddCommand(cmd)
 			var o kubeOptions
 			o.addFlags(cmd)
 			o.addServeFlags(cmd)
-			if err := cmd.Flags().Parse(c.args); err != nil {
+			if err := cmd.ParseFlags(c.args); err != nil {
 				t.Fatal(err)
 			}
 			o.resolve(cmd.Flags().Changed, c.inCluster, c.stateFile)
 			if o.stateConfigMap != c.wantConfigMap || o.leaderElect != c.wantLeaderElect {
 				t.Errorf("configmap %q, leader election %v; want %q, %v", o.stateConfigMap, o.leaderElect, c.wantConfigMap, c.wantLeaderElect)
+			}
+			if o.kubeconfig != kt.kubeconfig || o.namespace != kt.namespace {
+				t.Errorf("kubeconfig %q, namespace %q; want the global flags' %q, %q", o.kubeconfig, o.namespace, kt.kubeconfig, kt.namespace)
+			}
+			// The other commands pick the same ConfigMap from the root's flags.
+			if got := kt.configMap(c.inCluster, c.stateFile); got != c.wantConfigMap {
+				t.Errorf("the CLI's state ConfigMap %q, want serve's %q", got, c.wantConfigMap)
 			}
 		})
 	}

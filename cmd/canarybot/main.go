@@ -86,6 +86,9 @@ type globals struct {
 	statePath   string
 	user        string
 	logLevel    string
+	// kube is the cluster of --kubeconfig, --namespace and
+	// --state-configmap.
+	kube        kubeTarget
 	out, errOut io.Writer
 }
 
@@ -115,6 +118,7 @@ func newRoot(out, errOut io.Writer) *cobra.Command {
 	pf.StringVar(&g.statePath, "state", "", "state file (default from config: canarybot.db)")
 	pf.StringVar(&g.user, "as", "", "who is acting, for the war-room log and the IC checks (default: $USER)")
 	pf.StringVar(&g.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
+	g.kube.addFlags(pf)
 	root.AddCommand(
 		newDemoCmd(g), newRunCmd(g), newStatusCmd(g), newSnapshotCmd(g),
 		newCommandCmd(g, rollout.CmdPromote, "promote", "Promote to the next stage (IC only; only on Proceed)"),

@@ -37,6 +37,9 @@ auto_rollback alert firing and event-loop lag p95 (need --prometheus or
 PROMETHEUS_URL), and four database checks (kind postgres; DSNs from
 $DATABASE_URL and $PGBOUNCER_ADMIN_URL, never from a file): without a DSN or
 a reachable server they are reported as "cannot run", never as passed.
+Checks of kind kubernetes read the cluster of --kubeconfig (default
+$KUBECONFIG, the pod's service account, ~/.kube/config); --namespace is the
+namespace of those that name none.
 
 Exit 0 only when every check passed; 1 when any failed or could not run;
 2 for bad input (a bad checks file, a bad URL).`,
@@ -72,6 +75,11 @@ Exit 0 only when every check passed; 1 when any failed or could not run;
 				}
 			}
 			o := preflight.Options{Version: ver, Canary: canary, Repo: repo, Budget: budget}
+			// kubernetes checks read the cluster of the global --kubeconfig
+			// and --namespace.
+			if err := g.kube.preflight(&o, checks); err != nil {
+				return err
+			}
 			if promURL == "" {
 				promURL = os.Getenv("PROMETHEUS_URL")
 			}

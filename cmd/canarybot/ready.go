@@ -109,6 +109,7 @@ func newReadyCmd(g *globals) *cobra.Command {
                          (artifact_count.txt); without green_button.expected_artifacts it is
                          skipped: reported, never passed
 Without --checks and --budget, the preflight's come from canary.yaml's preflight section.
+Checks of kind kubernetes read the cluster of --kubeconfig and --namespace.
 Every step runs even when an earlier one failed, so the summary shows all that is wrong; it ends
 with the evidence count and READY FOR GO/NO-GO DECISION, or NOT READY naming the failed steps.
 Exit 0 ready, 1 not ready, 2 bad input.`,
@@ -217,6 +218,9 @@ func runReady(ctx context.Context, g *globals, o readyOptions) (*readyReport, er
 	}
 	popts := preflight.Options{Version: o.version, Canary: o.canary, Prometheus: o.prometheus, Repo: o.repo,
 		Budget: o.budget, Evidence: ev, Getenv: o.getenv}
+	if err := g.kube.preflight(&popts, pchecks); err != nil {
+		return nil, err
+	}
 	rep := &readyReport{version: o.version, evidence: ev.Path()}
 
 	// 0) Version seal: the git check alone, whatever the preflight lists.
