@@ -597,6 +597,16 @@ func TestServeMountsGitHubWebhook(t *testing.T) {
 		if len(st) == 0 || st[len(st)-1].State != "failure" {
 			t.Errorf("PR #%d head statuses %+v, want a failing canary/freeze", pr.Number, st)
 		}
+		// The GitHub client's waits are on serve's /metrics.
+		resp, err := http.Get(base + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		metrics, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(metrics), `canarybot_github_waits_total{reason="secondary_rate_limit"}`) {
+			t.Errorf("/metrics lacks the GitHub wait counters:\n%s", metrics)
+		}
 	})
 }
 

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/slack-go/slack"
 	"github.com/slack-go/slack/socketmode"
 	"github.com/spf13/cobra"
@@ -20,6 +21,7 @@ import (
 	"github.com/canarybot/canarybot/bot"
 	"github.com/canarybot/canarybot/config"
 	"github.com/canarybot/canarybot/evidence"
+	"github.com/canarybot/canarybot/forge"
 	"github.com/canarybot/canarybot/ha"
 	"github.com/canarybot/canarybot/rollout"
 	"github.com/canarybot/canarybot/server"
@@ -110,12 +112,18 @@ func serve(ctx context.Context, g *globals, listenSet bool, o serveOptions) erro
 	// The change freeze of /canary freeze, POST /github/webhook and the
 	// engine's freeze step: one, from canary.yaml's github section and the
 	// environment (gates_wiring.go).
-	freeze, err := newFreezeOps(cfg, productionGateEnv(log))
+	genv := productionGateEnv(log)
+	// Every wait on GitHub (rate limits, 5xx, timeouts, pacing) shows on
+	// /metrics as well as in the log.
+	ghMetrics := &forge.Metrics{}
+	genv.transport.Metrics = ghMetrics
+	h.collectors = append(h.collectors, ghMetrics)
+	freeze, err := newFreezeOps(cfg, genv)
 	if err != nil {
 		return err
 	}
 	h.freeze = freeze.slackFreeze(h)
-	if h.routes, err = githubWebhookRoutes(freeze, productionGateEnv(log)); err != nil {
+	if h.routes, err = githubWebhookRoutes(freeze, genv); err != nil {
 		return err
 	}
 	kube := o.engine.kube
@@ -142,7 +150,7 @@ func serve(ctx context.Context, g *globals, listenSet bool, o serveOptions) erro
 			return err
 		}
 		defer pp.Close()
-		if pp.wiring, err = newGateWiring(cfg, productionGateEnv(log), freeze); err != nil {
+		if pp.wiring, err = newGateWiring(cfg, genv, freeze); err != nil {
 			return err
 		}
 		p, err := g.openState(ctx, kc, kube.stateConfigMap, botToken != "")
@@ -204,8 +212,9 @@ func (h *slackHandler) serve(ctx context.Context, listen, secret, amToken string
 		ShutdownTimeout:    h.shutdown,
 		Routes:             h.routes,
 	}
+	opt.Collectors = slices.Clone(h.collectors)
 	if h.host != nil {
-		opt.Collectors = h.host.metrics.collectors()
+		opt.Collectors = append(opt.Collectors, h.host.metrics.collectors()...)
 	}
 	s := server.New(opt)
 	grp, gctx := errgroup.WithContext(ctx)
@@ -272,6 +281,9 @@ func splitList(s string) []string {
 // this process (host) or in a `canarybot run` elsewhere.
 type slackHandler struct {
 	g *globals
+	// collectors are the adapters' metrics that /metrics shows beside the
+	// server's and the engine's.
+	collectors []prometheus.Collector
 	// p, when set, is the state file every request uses: one store in the
 	// process serialises its opens with a mutex rather than file locks.
 	p        *parts
