@@ -54,34 +54,14 @@ type Report struct {
 // subject of the same base name. The Report is filled as far as checking got.
 func Verify(ctx context.Context, envelope, publicKeyPEM []byte, artifacts []string) (Report, error) {
 	var r Report
-	pub, err := ParsePublicKey(publicKeyPEM)
+	payloadType, payload, keyID, err := openEnvelope(ctx, envelope, publicKeyPEM, "payload")
+	r.KeyID = keyID
 	if err != nil {
 		return r, err
 	}
-	var env dsse.Envelope
-	if err := json.Unmarshal(envelope, &env); err != nil {
-		return r, fmt.Errorf("%w: %v", ErrNotEnvelope, err)
-	}
-	if env.PayloadType == "" || env.Payload == "" {
-		return r, fmt.Errorf("%w: payloadType or payload missing", ErrNotEnvelope)
-	}
-	v := verifier{pub: pub}
-	v.keyID, err = dsse.SHA256KeyID(pub)
-	if err != nil {
-		return r, fmt.Errorf("%w: %v", ErrBadKey, err)
-	}
-	r.KeyID = v.keyID
-	ev, err := dsse.NewEnvelopeVerifier(v)
-	if err != nil {
-		return r, err
-	}
-	_, payload, err := ev.VerifyAndDecode(ctx, &env)
-	if err != nil {
-		return r, fmt.Errorf("%w with key %s: the payload was changed after signing, or another key signed it (%v)", ErrSignature, v.keyID, err)
-	}
-	r.PayloadType = env.PayloadType
-	if env.PayloadType != PayloadType {
-		return r, fmt.Errorf("%w: %q, want %q", ErrPayloadType, env.PayloadType, PayloadType)
+	r.PayloadType = payloadType
+	if payloadType != PayloadType {
+		return r, fmt.Errorf("%w: %q, want %q", ErrPayloadType, payloadType, PayloadType)
 	}
 	var st intoto.Statement
 	if err := protojson.Unmarshal(payload, &st); err != nil {
@@ -197,4 +177,35 @@ func subjectNames(ss []Subject) string {
 		names[i] = s.Name
 	}
 	return strings.Join(names, ", ")
+}
+
+// openEnvelope checks a DSSE envelope's signature against publicKeyPEM and
+// returns its payload type and payload; DSSE signs the type with the
+// payload, so a verified type is the signer's. keyID is set as soon as the
+// key is known, for the report of a failed check. what names the payload in
+// the signature error ("payload", "record").
+func openEnvelope(ctx context.Context, envelope, publicKeyPEM []byte, what string) (payloadType string, payload []byte, keyID string, err error) {
+	pub, err := ParsePublicKey(publicKeyPEM)
+	if err != nil {
+		return "", nil, "", err
+	}
+	var env dsse.Envelope
+	if err := json.Unmarshal(envelope, &env); err != nil {
+		return "", nil, "", fmt.Errorf("%w: %v", ErrNotEnvelope, err)
+	}
+	if env.PayloadType == "" || env.Payload == "" {
+		return "", nil, "", fmt.Errorf("%w: payloadType or payload missing", ErrNotEnvelope)
+	}
+	v := verifier{pub: pub}
+	if v.keyID, err = dsse.SHA256KeyID(pub); err != nil {
+		return "", nil, "", fmt.Errorf("%w: %v", ErrBadKey, err)
+	}
+	ev, err := dsse.NewEnvelopeVerifier(v)
+	if err != nil {
+		return "", nil, v.keyID, err
+	}
+	if _, payload, err = ev.VerifyAndDecode(ctx, &env); err != nil {
+		return "", nil, v.keyID, fmt.Errorf("%w with key %s: the %s was changed after signing, or another key signed it (%v)", ErrSignature, v.keyID, what, err)
+	}
+	return env.PayloadType, payload, v.keyID, nil
 }
