@@ -377,6 +377,28 @@ func (f *Freeze) Lift(ctx context.Context) (Summary, error) {
 		f.progress(openAtLift(st), 0, ProgressListing)
 	}
 
+	// A PR that `freeze sync` labelled on a workflow runner, which has no
+	// copy of this progress, looks here like one a person labelled. The
+	// label's history says who added it: a bot account (the workflow's
+	// token, a GitHub App) is the freeze; a person's label stays.
+	for _, pr := range st.PRs {
+		if pr.Via != "lift" || !pr.HadLabel || pr.LabelAdded || pr.OriginChecked || !pr.OpenAtLift {
+			continue
+		}
+		byBot, err := f.labelledByBot(ctx, pr.Number, st.Label)
+		if err != nil {
+			return summarize(st), err
+		}
+		if st, err = f.updatePR(ctx, pr.Number, func(p *PRState) {
+			p.OriginChecked = true
+			if byBot {
+				p.HadLabel, p.LabelAdded = false, true
+			}
+		}); err != nil {
+			return summarize(st), err
+		}
+	}
+
 	if st.Mode == ModeStatuses {
 		// Every open PR, not only those the freeze failed: where branch
 		// protection requires the check, a head that never got a status
@@ -550,4 +572,28 @@ func short(sha string) string {
 func (f *Freeze) otherRepo(st FreezeState) error {
 	return fmt.Errorf("%w: the progress file is for %s/%s, not %s/%s; point --progress at this repository's file or fix GITHUB_REPOSITORY",
 		ErrOtherFreeze, st.Owner, st.Repo, f.Owner, f.Repo)
+}
+
+// labelledByBot says whether the last "labeled" event of label on PR n was
+// by a bot account (a login ending in [bot]: GITHUB_TOKEN's
+// github-actions[bot], a GitHub App's <app>[bot]) rather than a person.
+func (f *Freeze) labelledByBot(ctx context.Context, n int, label string) (bool, error) {
+	var last string
+	opt := &github.ListOptions{PerPage: 100}
+	for {
+		events, resp, err := f.Client.Issues.ListIssueEvents(ctx, f.Owner, f.Repo, n, opt)
+		if err != nil {
+			return false, fmt.Errorf("reading who labelled #%d: %w", n, err)
+		}
+		for _, e := range events {
+			if e.GetEvent() == "labeled" && strings.EqualFold(e.GetLabel().GetName(), label) {
+				last = e.GetActor().GetLogin()
+			}
+		}
+		if resp.NextPage == 0 {
+			break
+		}
+		opt.Page = resp.NextPage
+	}
+	return strings.HasSuffix(last, "[bot]"), nil
 }

@@ -57,9 +57,12 @@ type PRState struct {
 	// "lift" (opened during the freeze and not seen until the lift).
 	Via string `json:"via,omitempty"`
 	// HadLabel: a person had labelled it before the freeze; lift leaves it.
-	HadLabel     bool `json:"had_label,omitempty"`
-	LabelAdded   bool `json:"label_added,omitempty"`
-	LabelRemoved bool `json:"label_removed,omitempty"`
+	HadLabel   bool `json:"had_label,omitempty"`
+	LabelAdded bool `json:"label_added,omitempty"`
+	// OriginChecked: lift read the label's history of a PR it had not seen
+	// (see Freeze.labelledByBot).
+	OriginChecked bool `json:"origin_checked,omitempty"`
+	LabelRemoved  bool `json:"label_removed,omitempty"`
 	// FailedSHA is the head that carries the freeze's failing status
 	// (ModeStatuses); ClearedSHA the head the lift set to success.
 	FailedSHA  string `json:"failed_sha,omitempty"`

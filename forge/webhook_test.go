@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -207,8 +208,18 @@ func TestSyncByBeacon(t *testing.T) {
 	if !res.Frozen || res.Version != "v1.4.0" || res.Mode != forge.ModeStatuses || !res.Labelled || res.Status != "failure" {
 		t.Errorf("sync while frozen: %+v", res)
 	}
+	// Another PR opened during the freeze, labelled by a person: the freeze
+	// has seen neither, and only the label's history tells them apart.
+	person := fake.OpenPR()
+	fake.LabelAsPerson(person.Number, "hold-for-canary")
 	if _, err := f.Lift(ctx); err != nil {
 		t.Fatal(err)
+	}
+	if got := fake.PRLabels(pr.Number); slices.Contains(got, "hold-for-canary") {
+		t.Errorf("#%d labelled by sync on a runner kept its label after the lift: %v", pr.Number, got)
+	}
+	if got := fake.PRLabels(person.Number); !slices.Contains(got, "hold-for-canary") {
+		t.Errorf("#%d labelled by a person lost its label at the lift: %v", person.Number, got)
 	}
 	res, err = runner.OnPullRequest(ctx, ev)
 	if err != nil || res.Frozen || res.Status != "success" {

@@ -56,6 +56,9 @@ type Fake struct {
 	repoLabel map[string]string // name → description
 	prs       map[int]*PR
 	nextPR    int
+	// events are each PR's label events, oldest first, for
+	// GET /repos/{o}/{r}/issues/{n}/events.
+	events    map[int][]LabelEvent
 	statuses  map[string][]Status
 	calls     map[string]int
 	applied   map[string]int
@@ -95,7 +98,7 @@ func New(tb testing.TB, owner, repo string, n int) *Fake {
 		routes:    map[string]handlerFunc{},
 		repoLabel: map[string]string{}, prs: map[int]*PR{}, statuses: map[string][]Status{},
 		calls: map[string]int{}, applied: map[string]int{},
-		rulesets: map[int64]*Ruleset{},
+		rulesets: map[int64]*Ruleset{}, events: map[int][]LabelEvent{},
 	}
 	// GitHub's own example of a listed pull request, so that every field
 	// the description requires is there; the fake overlays its values.
@@ -108,6 +111,7 @@ func New(tb testing.TB, owner, repo string, n int) *Fake {
 	f.nextPR = n + 1
 	f.registerFreezeRoutes()
 	f.registerRulesetRoutes()
+	f.registerEventRoutes()
 	report := func(v Violation) { tb.Errorf("github fake: %s", v) }
 	f.Server = httptest.NewServer(spec.Middleware(report, http.HandlerFunc(f.serve)))
 	tb.Cleanup(f.Server.Close)
@@ -152,6 +156,9 @@ func (f *Fake) OpenPR(labels ...string) PR {
 	defer f.mu.Unlock()
 	p := &PR{Number: f.nextPR, SHA: SHA(f.nextPR), Labels: append([]string(nil), labels...)}
 	f.prs[p.Number] = p
+	for _, l := range labels {
+		f.events[p.Number] = append(f.events[p.Number], LabelEvent{Label: l, Actor: PersonLogin})
+	}
 	f.nextPR++
 	return *p
 }
@@ -350,6 +357,8 @@ func routeOf(seg []string) string {
 		switch {
 		case len(rest) == 2 && rest[0] == "labels":
 			return "/" + strings.Join(append(out, "labels", "{name}"), "/")
+		case len(rest) == 3 && rest[0] == "issues" && rest[2] == "events":
+			return "/" + strings.Join(append(out, "issues", "{n}", "events"), "/")
 		case len(rest) == 3 && rest[0] == "issues" && rest[2] == "labels":
 			return "/" + strings.Join(append(out, "issues", "{n}", "labels"), "/")
 		case len(rest) == 4 && rest[0] == "issues" && rest[2] == "labels":
@@ -427,6 +436,7 @@ func (f *Fake) registerFreezeRoutes() {
 		for _, l := range in.Labels {
 			if !contains(pr.Labels, l) {
 				pr.Labels = append(pr.Labels, l)
+				f.events[pr.Number] = append(f.events[pr.Number], LabelEvent{Label: l, Actor: TokenLogin})
 			}
 			if _, ok := f.repoLabel[l]; !ok {
 				f.repoLabel[l] = ""
