@@ -77,8 +77,10 @@ func exactlyOnce(t *testing.T, fake *forgetest.Fake, n int, state string) {
 	}
 }
 
+// TestFreezeStartAndLiftOverPages freezes and lifts 1,000 open PRs, ten pages
+// of them, every call checked against GitHub's OpenAPI description.
 func TestFreezeStartAndLiftOverPages(t *testing.T) {
-	const n = 250
+	const n = 1000
 	fake := forgetest.New(t, "acme", "exchange", n)
 	var s sleeps
 	c := tokenClient(t, fake, fastOptions(&s, &forge.Metrics{}))
@@ -97,8 +99,8 @@ func TestFreezeStartAndLiftOverPages(t *testing.T) {
 	}
 	exactlyOnce(t, fake, n, "failure")
 	calls := fake.Calls()
-	if got := calls["GET /repos/{o}/{r}/pulls"]; got != 3 {
-		t.Errorf("%d list pages fetched, want 3 (per_page 100)", got)
+	if got, want := calls["GET /repos/{o}/{r}/pulls"], (n+99)/100; got != want {
+		t.Errorf("%d list pages fetched, want %d (per_page 100)", got, want)
 	}
 	st := fake.Statuses(forgetest.SHA(7))[0]
 	if st.Context != "canary/freeze" || !strings.Contains(st.Description, "v1.4.0") || st.TargetURL == "" {
@@ -136,7 +138,7 @@ func TestFreezeStartAndLiftOverPages(t *testing.T) {
 		}
 	}
 	text := string(sum.Text())
-	for _, want := range []string{"version: v1.4.0", "open PRs: 250", "labels removed at lift: 250", "#250 "} {
+	for _, want := range []string{"version: v1.4.0", fmt.Sprintf("open PRs: %d", n), fmt.Sprintf("labels removed at lift: %d", n), fmt.Sprintf("#%d ", n)} {
 		if !strings.Contains(text, want) {
 			t.Errorf("Text lacks %q:\n%.600s", want, text)
 		}
