@@ -24,7 +24,6 @@ import (
 
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/canarybot/canarybot/config"
@@ -373,55 +372,6 @@ func (c *chat) all() []chatMessage {
 	return slices.Clone(c.posts)
 }
 
-// weightChange is one change of the canary-weight annotation as the API
-// server reported it to a watch.
-type weightChange struct {
-	weight string
-	at     time.Time
-}
-
-// watchWeights records every change of the Ingress's canary-weight that
-// the API server stores, whoever makes it.
-func watchWeights(t *testing.T, cs kubernetes.Interface, name, fromRV string) (func() []weightChange, <-chan string) {
-	t.Helper()
-	w, err := cs.NetworkingV1().Ingresses(testenv.KubeNamespace).Watch(t.Context(), metav1.ListOptions{
-		FieldSelector: "metadata.name=" + name, ResourceVersion: fromRV,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.Stop)
-	var mu sync.Mutex
-	var changes []weightChange
-	seen := make(chan string, 64)
-	last := "0"
-	go func() {
-		for e := range w.ResultChan() {
-			if e.Type != watch.Modified {
-				continue
-			}
-			ing, ok := e.Object.(*networkingv1.Ingress)
-			if !ok {
-				continue
-			}
-			v := ing.Annotations[traffic.AnnotationCanaryWeight]
-			if v == last {
-				continue
-			}
-			last = v
-			mu.Lock()
-			changes = append(changes, weightChange{weight: v, at: time.Now()})
-			mu.Unlock()
-			seen <- v
-		}
-	}()
-	return func() []weightChange {
-		mu.Lock()
-		defer mu.Unlock()
-		return slices.Clone(changes)
-	}, seen
-}
-
 // TestLeaderKilledMidStage is the high-availability proof: two replicas
 // share the state ConfigMap, the canary Ingress and the Lease; the leader
 // is SIGKILLed in the middle of stage 3 (no chance to release anything),
@@ -448,7 +398,7 @@ func TestLeaderKilledMidStage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	weights, seen := watchWeights(t, cs, ing.Name, ing.ResourceVersion)
+	weights, seen := testenv.WatchCanaryWeight(t, cs, ing.Name, ing.ResourceVersion, "0")
 
 	room := &chat{byKey: map[string]int{}}
 	chatSrv := httptest.NewServer(room)
@@ -513,7 +463,7 @@ func TestLeaderKilledMidStage(t *testing.T) {
 	}
 	t.Logf("leader killed; follower led %s later", took.Sub(killed).Round(10*time.Millisecond))
 	for _, c := range weights() {
-		t.Logf("weight %s at +%s", c.weight, c.at.Sub(spec.WallStart).Round(10*time.Millisecond))
+		t.Logf("weight %s at +%s", c.Weight, c.At.Sub(spec.WallStart).Round(10*time.Millisecond))
 	}
 	t.Logf("done at +%s", time.Since(spec.WallStart).Round(10*time.Millisecond))
 
@@ -522,14 +472,14 @@ func TestLeaderKilledMidStage(t *testing.T) {
 	changes := weights()
 	var got []string
 	for _, c := range changes {
-		got = append(got, c.weight)
+		got = append(got, c.Weight)
 	}
 	if want := []string{"1", "5", "25", "50", "100"}; !slices.Equal(got, want) {
 		t.Errorf("canary-weight changes stored by the API server: %v, want %v once each", got, want)
 	}
 	for _, c := range changes {
-		if (c.weight == "50" || c.weight == "100") && c.at.Before(killed) {
-			t.Errorf("weight %s was set before the leader was killed: the kill was not mid-stage", c.weight)
+		if (c.Weight == "50" || c.Weight == "100") && c.At.Before(killed) {
+			t.Errorf("weight %s was set before the leader was killed: the kill was not mid-stage", c.Weight)
 		}
 	}
 	final, err := cs.NetworkingV1().Ingresses(ns).Get(t.Context(), ing.Name, metav1.GetOptions{})

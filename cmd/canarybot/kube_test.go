@@ -22,7 +22,6 @@ import (
 
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/canarybot/canarybot/bot"
@@ -131,62 +130,23 @@ func (l *kubeLab) canaryIngress(t *testing.T) *networkingv1.Ingress {
 	return ing
 }
 
-// weightChange is one change of the canary-weight annotation as the API
-// server stored it.
-type weightChange struct {
-	weight string
-	at     time.Time
-}
-
 // watchWeights records every change of the Ingress's canary-weight the API
 // server stores, whoever makes it, from the Ingress's creation on.
-func (l *kubeLab) watchWeights(t *testing.T, ing *networkingv1.Ingress) (func() []weightChange, <-chan string) {
+func (l *kubeLab) watchWeights(t *testing.T, ing *networkingv1.Ingress) (func() []testenv.WeightChange, <-chan string) {
 	t.Helper()
-	w, err := l.cs.NetworkingV1().Ingresses(testenv.KubeNamespace).Watch(t.Context(), metav1.ListOptions{
-		FieldSelector: "metadata.name=" + ing.Name, ResourceVersion: ing.ResourceVersion,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.Stop)
-	var mu sync.Mutex
-	var changes []weightChange
-	seen := make(chan string, 64)
-	last := ing.Annotations[traffic.AnnotationCanaryWeight]
-	go func() {
-		for e := range w.ResultChan() {
-			got, ok := e.Object.(*networkingv1.Ingress)
-			if e.Type != watch.Modified || !ok {
-				continue
-			}
-			v := got.Annotations[traffic.AnnotationCanaryWeight]
-			if v == last {
-				continue
-			}
-			last = v
-			mu.Lock()
-			changes = append(changes, weightChange{weight: v, at: time.Now()})
-			mu.Unlock()
-			seen <- v
-		}
-	}()
-	return func() []weightChange {
-		mu.Lock()
-		defer mu.Unlock()
-		return slices.Clone(changes)
-	}, seen
+	return testenv.WatchCanaryWeight(t, l.cs, ing.Name, ing.ResourceVersion, ing.Annotations[traffic.AnnotationCanaryWeight])
 }
 
-func weightsOf(cs []weightChange) []string {
+func weightsOf(cs []testenv.WeightChange) []string {
 	var out []string
 	for _, c := range cs {
-		out = append(out, c.weight)
+		out = append(out, c.Weight)
 	}
 	return out
 }
 
 // waitWeight waits for the Ingress to be set to weight.
-func waitWeight(t *testing.T, seen <-chan string, weight string, weights func() []weightChange) {
+func waitWeight(t *testing.T, seen <-chan string, weight string, weights func() []testenv.WeightChange) {
 	t.Helper()
 	deadline := time.After(60 * time.Second)
 	for {
@@ -548,7 +508,7 @@ func testServeTakeover(t *testing.T, l *kubeLab) {
 		t.Errorf("canary-weight changes stored by the API server %v, want %v once each", got, want)
 	}
 	for _, c := range changes {
-		if c.weight == "100" && c.at.Before(stopped) {
+		if c.Weight == "100" && c.At.Before(stopped) {
 			t.Errorf("weight 100 was set before the leader stopped: the stop was not mid-stage")
 		}
 	}

@@ -554,23 +554,7 @@ func (f *Fake) pullRequest(p *PR) map[string]any {
 // items.
 func (f *Fake) link(r *http.Request, total int) string {
 	page, per := pageOf(r)
-	last := (total + per - 1) / per
-	mk := func(p int, rel string) string {
-		u := *r.URL
-		u.Scheme, u.Host = "http", r.Host
-		q := u.Query()
-		q.Set("page", strconv.Itoa(p))
-		u.RawQuery = q.Encode()
-		return fmt.Sprintf("<%s>; rel=%q", u.String(), rel)
-	}
-	var parts []string
-	if page < last {
-		parts = append(parts, mk(page+1, "next"), mk(last, "last"))
-	}
-	if page > 1 {
-		parts = append(parts, mk(1, "first"), mk(page-1, "prev"))
-	}
-	return strings.Join(parts, ", ")
+	return linkHeader(r, page, (total+per-1)/per).Get("Link")
 }
 
 // label is a label as GitHub shows it. The description is always a string:
