@@ -88,7 +88,7 @@ func commandOf(t *testing.T, words []string) *cobra.Command {
 		t.Errorf("`canarybot %s` is not a command of the CLI (%v)", strings.Join(words, " "), err)
 		return nil
 	}
-	out, code := cliGitHub(t, append(slices.Clone(words), "--help")...)
+	out, code := cli(t, append(slices.Clone(words), "--help")...)
 	if code != exitComplete || !strings.Contains(out, "Usage:") {
 		t.Errorf("`canarybot %s --help`: exit %d\n%s", strings.Join(words, " "), code, out)
 	}

@@ -59,7 +59,7 @@ func TestEvidenceCommitThroughTheAPI(t *testing.T) {
 	root := writeEvidence(t, t.TempDir(), stageFiles)
 	common := []string{"--evidence-dir", root, "--state", filepath.Join(root, "state.db"), "--write-interval", "0s", "--branch", "main"}
 
-	out, code := cliGitHub(t, append([]string{"evidence", "commit", "v1.4.0"}, common...)...)
+	out, code := cli(t, append([]string{"evidence", "commit", "v1.4.0"}, common...)...)
 	if code != exitComplete || !strings.Contains(out, `committed `) || !strings.Contains(out, "3 files") {
 		t.Fatalf("exit %d\n%s", code, out)
 	}
@@ -80,14 +80,14 @@ func TestEvidenceCommitThroughTheAPI(t *testing.T) {
 	}
 
 	// A rerun commits nothing.
-	out, code = cliGitHub(t, append([]string{"evidence", "commit", "v1.4.0"}, common...)...)
+	out, code = cli(t, append([]string{"evidence", "commit", "v1.4.0"}, common...)...)
 	if code != exitComplete || !strings.Contains(out, "nothing to commit") || fake.Head("main") != head {
 		t.Errorf("rerun: exit %d, head %s (was %s)\n%s", code, fake.Head("main"), head, out)
 	}
 
 	// A batch: one new file, with its message; the manifest comes along.
 	writeEvidence(t, root, map[string]string{"summary_stage_25.txt": "stage 25%: all 8 signals Pass\n"})
-	out, code = cliGitHub(t, append([]string{"evidence", "commit", "v1.4.0", "--only", "summary_stage_25.txt", "-m", "stage 25% snapshot"}, common...)...)
+	out, code = cli(t, append([]string{"evidence", "commit", "v1.4.0", "--only", "summary_stage_25.txt", "-m", "stage 25% snapshot"}, common...)...)
 	if code != exitComplete {
 		t.Fatalf("batch: exit %d\n%s", code, out)
 	}
@@ -138,7 +138,7 @@ func TestEvidenceCommitRefuses(t *testing.T) {
 				t.Setenv(k, v)
 			}
 			args := append([]string{"evidence", "commit", "v1.4.0", "--write-interval", "0s", "--state", filepath.Join(t.TempDir(), "s.db")}, tc.args...)
-			out, code := cliGitHub(t, args...)
+			out, code := cli(t, args...)
 			if code != tc.code || !strings.Contains(out, tc.want) {
 				t.Errorf("exit %d, want %d with %q:\n%s", code, tc.code, tc.want, out)
 			}
@@ -184,7 +184,7 @@ func TestEvidenceCommitLocalGit(t *testing.T) {
 	root := writeEvidence(t, t.TempDir(), stageFiles)
 
 	// "--local-git DIR" with a space, as the help shows it.
-	out, code := cliGitHub(t, "evidence", "commit", "v1.4.0", "--evidence-dir", root, "--state", filepath.Join(tmp, "s.db"), "--local-git", work, "-m", "stage 25% snapshot")
+	out, code := cli(t, "evidence", "commit", "v1.4.0", "--evidence-dir", root, "--state", filepath.Join(tmp, "s.db"), "--local-git", work, "-m", "stage 25% snapshot")
 	if code != exitComplete || !strings.Contains(out, "the branch moved 1 time") {
 		t.Fatalf("exit %d\n%s", code, out)
 	}
@@ -195,7 +195,7 @@ func TestEvidenceCommitLocalGit(t *testing.T) {
 	if got := gitIn(t, bare, "show", "main:evidence/v1.4.0/preflight.txt"); got+"\n" != stageFiles["preflight.txt"] {
 		t.Errorf("preflight.txt on the remote: %q", got)
 	}
-	out, code = cliGitHub(t, "evidence", "commit", "v1.4.0", "--evidence-dir", root, "--state", filepath.Join(tmp, "s.db"), "--local-git="+work)
+	out, code = cli(t, "evidence", "commit", "v1.4.0", "--evidence-dir", root, "--state", filepath.Join(tmp, "s.db"), "--local-git="+work)
 	if code != exitComplete || !strings.Contains(out, "nothing to commit") {
 		t.Errorf("rerun: exit %d\n%s", code, out)
 	}

@@ -21,7 +21,7 @@ func TestReleaseCommand(t *testing.T) {
 	root := writeEvidence(t, t.TempDir(), releaseFiles)
 	args := []string{"release", "v1.4.0", "--evidence-dir", root, "--state", filepath.Join(root, "s.db"), "--write-interval", "0s"}
 
-	out, code := cliGitHub(t, args...)
+	out, code := cli(t, args...)
 	if code != exitComplete || !strings.Contains(out, "release v1.4.0 (draft, created)") {
 		t.Fatalf("exit %d\n%s", code, out)
 	}
@@ -35,7 +35,7 @@ func TestReleaseCommand(t *testing.T) {
 		}
 	}
 	applied := fake.Applied()
-	out, code = cliGitHub(t, args...)
+	out, code = cli(t, args...)
 	if code != exitComplete || !strings.Contains(out, "already attached: ") || !maps.Equal(fake.Applied(), applied) {
 		t.Errorf("rerun: exit %d, changes %v (before %v)\n%s", code, fake.Applied(), applied, out)
 	}
@@ -59,7 +59,7 @@ func TestReleaseCommandBadInput(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			root := writeEvidence(t, t.TempDir(), tc.files)
 			args := append([]string{"release", "v1.4.0", "--evidence-dir", root, "--state", filepath.Join(root, "s.db"), "--write-interval", "0s"}, tc.extra...)
-			out, code := cliGitHub(t, args...)
+			out, code := cli(t, args...)
 			if code != exitBadInput || !strings.Contains(out, tc.want) {
 				t.Errorf("exit %d, want 2 with %q:\n%s", code, tc.want, out)
 			}

@@ -1,23 +1,6 @@
 package main
 
-import (
-	"bytes"
-	"context"
-	"testing"
-)
-
-// cliGitHub runs the CLI in-process, as `canarybot args...`.
-func cliGitHub(t *testing.T, args ...string) (string, int) {
-	t.Helper()
-	var out, errOut bytes.Buffer
-	root := newRoot(&out, &errOut)
-	root.SetArgs(args)
-	err := root.ExecuteContext(context.Background())
-	if err != nil {
-		errOut.WriteString(err.Error())
-	}
-	return out.String() + errOut.String(), exitCode(err)
-}
+import "testing"
 
 // githubEnv points the GitHub settings at a fake and clears the rest.
 func githubEnv(t *testing.T, apiURL string) {
