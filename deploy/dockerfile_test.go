@@ -2,21 +2,15 @@ package deploy
 
 import (
 	"bufio"
-	"context"
-	"debug/elf"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
-	"time"
 )
 
-// No container engine runs here, so TestDockerfile checks what it can
-// without one: the image's shape (multi-stage, a static build, a non-root
-// distroless final stage) and that the build stage's own command, run as
-// written, produces a static binary that starts.
+// TestDockerfile checks the image's shape as written: multi-stage, a static
+// reproducible build, a non-root distroless final stage. TestImage builds and
+// runs it.
 func TestDockerfile(t *testing.T) {
 	f, err := os.Open(filepath.Join("..", "Dockerfile"))
 	if err != nil {
@@ -25,12 +19,18 @@ func TestDockerfile(t *testing.T) {
 	defer f.Close()
 	var froms, runs []string
 	var user string
+	args := map[string]string{}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
 		switch {
+		case strings.HasPrefix(line, "ARG ") && len(froms) == 0:
+			name, value, _ := strings.Cut(strings.TrimPrefix(line, "ARG "), "=")
+			args[name] = value
 		case strings.HasPrefix(line, "FROM "):
-			froms = append(froms, line)
+			// A FROM line's arguments are the ARGs declared before the
+			// first FROM, with their defaults.
+			froms = append(froms, os.Expand(line, func(name string) string { return args[name] }))
 		case strings.HasPrefix(line, "RUN "):
 			runs = append(runs, strings.TrimPrefix(line, "RUN "))
 		case strings.HasPrefix(line, "USER "):
@@ -54,31 +54,5 @@ func TestDockerfile(t *testing.T) {
 	}
 	if !strings.Contains(build, "CGO_ENABLED=0") || !strings.Contains(build, "-trimpath") {
 		t.Fatalf("build command %q: want CGO_ENABLED=0 and -trimpath for a static, reproducible binary", build)
-	}
-
-	// Run the build stage's command as written, from the repository root,
-	// with the image's paths and build argument mapped onto this machine.
-	out := filepath.Join(t.TempDir(), "canarybot")
-	cmdline := strings.ReplaceAll(build, "/out/canarybot", out)
-	cmdline = regexp.MustCompile(`\$\{?VERSION\}?`).ReplaceAllString(cmdline, "v0.0.0-dockerfile-test")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "sh", "-c", cmdline)
-	cmd.Dir = ".."
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("the Dockerfile's build command failed: %v\n%s", err, b)
-	}
-	bin, err := elf.Open(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bin.Close()
-	for _, p := range bin.Progs {
-		if p.Type == elf.PT_INTERP {
-			t.Errorf("the binary needs a dynamic loader: it would not start on distroless/static")
-		}
-	}
-	if b, err := exec.CommandContext(ctx, out, "version").CombinedOutput(); err != nil || !strings.Contains(string(b), "v0.0.0-dockerfile-test") {
-		t.Errorf("the built binary's `version`: %q, %v", b, err)
 	}
 }

@@ -11,6 +11,10 @@ command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
 command -v npm >/dev/null 2>&1 || need+=(npm)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v pgbouncer >/dev/null 2>&1 || need+=(pgbouncer)
+# A daemonless container engine and a static shell for deploy/image_test.go,
+# which builds the Dockerfile and runs the image.
+command -v buildah >/dev/null 2>&1 || need+=(buildah)
+dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
 
 if ((${#need[@]})); then
   sudo=""
