@@ -271,7 +271,8 @@ func noteCommand(rel *ReleaseMessages, ev rollout.Event) {
 
 // gates keeps the red-team checklist and the go/no-go message: the
 // checklist goes up when the engine announces the review due (T-5 with a
-// T-0, at once without), the go/no-go message as the release reaches
+// T-0, at once without), or closed when the step is done if the review was
+// recorded before it came due; the go/no-go message as the release reaches
 // go/no-go after the green button (T-2), so the GO it accepts from then on
 // has its buttons; each is closed with its outcome.
 func (n *SlackNotifier) gates(rel *ReleaseMessages, key string, ev rollout.Event, add func(OutboxMessage)) {
@@ -283,7 +284,13 @@ func (n *SlackNotifier) gates(rel *ReleaseMessages, key string, ev rollout.Event
 		s := StepResult{Name: ev.Step, Status: ev.Status, Detail: ev.Detail, At: ev.At}
 		rel.Steps = append(slices.DeleteFunc(rel.Steps, func(x StepResult) bool { return x.Name == s.Name }), s)
 		switch {
-		case s.Name == rollout.StepRedTeam && rel.Review != nil && rel.Review.Outcome == "":
+		case s.Name == rollout.StepRedTeam && (rel.Review == nil || rel.Review.Outcome == ""):
+			if rel.Review == nil {
+				// Recorded (from the CLI) before the review came due: the
+				// checklist goes up already closed, so the room still sees
+				// what was reviewed and by whom.
+				rel.Review = &GateState{Posted: ev.At}
+			}
 			rel.Review.Outcome = fmt.Sprintf("✅ Review recorded at %s%s: %s", at, by(rel.actor(rollout.PhaseRedTeam)), cmp(s.Detail, "no note"))
 			add(n.reviewMessage(*rel, key+"/review"))
 		case s.Name == rollout.StepGoNoGo && rel.GoNoGo != nil && rel.GoNoGo.Outcome == "":

@@ -55,6 +55,9 @@ type warRoom struct {
 	slack        *slackfake.Server
 	clock        *clock.Fake
 	waitReminder bool
+	// reviewAt, when set, is when a reviewer records the review from the
+	// CLI without waiting for the checklist.
+	reviewAt time.Time
 	// limit stops the release should the checklist never come: the people
 	// would wait for it forever.
 	limit    time.Time
@@ -72,7 +75,7 @@ func (w *warRoom) Take(context.Context, string) ([]rollout.Command, error) {
 	}
 	msgs := w.slack.Messages()
 	var cmds []rollout.Command
-	if !w.reviewed && topLevel(msgs, checklistHeader) > 0 {
+	if !w.reviewed && (topLevel(msgs, checklistHeader) > 0 || !w.reviewAt.IsZero() && !w.clock.Now().Before(w.reviewAt)) {
 		w.reviewed = true
 		cmds = append(cmds, rollout.Command{ID: "review", Kind: rollout.CmdReview, User: "bob", Reason: "15/15 review items ticked"})
 	}
@@ -138,8 +141,13 @@ func TestChecklistWhenReviewDue(t *testing.T) {
 		// it is shown in the channel.
 		wantChecklist, wantGoNoGo time.Time
 		wantReminder, broadcast   bool
+		// reviewAt is when the review is recorded from the CLI; the
+		// checklist then goes up closed when the step is done, at T-5.
+		reviewAt time.Time
 	}{
 		{name: "--at: checklist at T-5, go/no-go at T-2", t0: at, wantChecklist: at.Add(-5 * time.Minute), wantGoNoGo: at.Add(-2 * time.Minute)},
+		{name: "--at: review recorded from the CLI at T-7, before it is due", t0: at, reviewAt: at.Add(-7 * time.Minute),
+			wantChecklist: at.Add(-5 * time.Minute), wantGoNoGo: at.Add(-2 * time.Minute)},
 		{name: "--at: the IC waits for the T-0 reminder", t0: at, waitReminder: true,
 			wantChecklist: at.Add(-5 * time.Minute), wantGoNoGo: at.Add(-2 * time.Minute), wantReminder: true, broadcast: true},
 		// Without a T-0 the review is due at once; the reviewer's command
@@ -163,7 +171,7 @@ func TestChecklistWhenReviewDue(t *testing.T) {
 			n.Logger = slog.New(slog.DiscardHandler)
 			n.Outbox.Logger, n.Outbox.Clock = n.Logger, clk
 			w := &watcher{n: n, slack: fake, stop: cancel}
-			room := &warRoom{slack: fake, clock: clk, waitReminder: tt.waitReminder, limit: at.Add(time.Hour), stop: cancel}
+			room := &warRoom{slack: fake, clock: clk, waitReminder: tt.waitReminder, reviewAt: tt.reviewAt, limit: at.Add(time.Hour), stop: cancel}
 			backend, _ := url.Parse("http://127.0.0.1:1")
 			rn := &rollout.Runner{
 				Machine: &rollout.Machine{Plan: &plan, Render: report.Renderer{}},
@@ -192,8 +200,12 @@ func TestChecklistWhenReviewDue(t *testing.T) {
 				return seen{}
 			}
 			checklist := first("checklist", func(s seen) int { return s.checklists })
-			if checklist.ev.Kind != rollout.EventDue || checklist.ev.Step != rollout.StepRedTeam {
-				t.Errorf("the checklist went up with a %s event (step %q), want the review's due announcement", checklist.ev.Kind, checklist.ev.Step)
+			wantKind := rollout.EventDue // the review's due announcement
+			if !tt.reviewAt.IsZero() {
+				wantKind = rollout.EventPhase // the review step's outcome
+			}
+			if checklist.ev.Kind != wantKind || checklist.ev.Step != rollout.StepRedTeam {
+				t.Errorf("the checklist went up with a %s event (step %q), want %s for the review", checklist.ev.Kind, checklist.ev.Step, wantKind)
 			}
 			// The runner looks again every tick while it waits for people.
 			if got := checklist.ev.At; got.Before(tt.wantChecklist) || !got.Before(tt.wantChecklist.Add(plan.Tick)) {
@@ -237,8 +249,15 @@ func TestChecklistWhenReviewDue(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if rec, ok := r.StepRecord(rollout.StepRedTeam); !ok || rec.By != "bob" || rec.At.Before(checklist.ev.At) {
-				t.Errorf("review record %+v, want bob's, given once the checklist was up at %s", rec, checklist.ev.At.Format("15:04:05"))
+			rec, ok := r.StepRecord(rollout.StepRedTeam)
+			switch {
+			case !ok || rec.By != "bob":
+				t.Errorf("review record %+v, want bob's", rec)
+			case tt.reviewAt.IsZero() && rec.At.Before(checklist.ev.At):
+				t.Errorf("review recorded at %s, before the checklist was up at %s", rec.At.Format("15:04:05"), checklist.ev.At.Format("15:04:05"))
+			case !tt.reviewAt.IsZero() && (rec.At.Before(tt.reviewAt) || !rec.At.Before(checklist.ev.At)):
+				t.Errorf("review recorded at %s, want from the CLI at %s, before the checklist at %s",
+					rec.At.Format("15:04:05"), tt.reviewAt.Format("15:04:05"), checklist.ev.At.Format("15:04:05"))
 			}
 		})
 	}
