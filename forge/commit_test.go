@@ -182,6 +182,61 @@ func TestCommitRebuildsWhenTheBranchMoves(t *testing.T) {
 	}
 }
 
+// TestCommitWhenTheBranchUpdateAnswerIsLost: the branch update takes effect
+// but its answer is lost (a 502 from a proxy). The transport sends the
+// update again; the evidence lands once, and a push that slipped in between
+// is kept.
+func TestCommitWhenTheBranchUpdateAnswerIsLost(t *testing.T) {
+	tests := []struct {
+		name     string
+		thenRace bool
+		// wantCommitted: the repeat itself moved the branch (a no-op that
+		// answers 200). After someone else's push the repeat is refused
+		// and the rebuilt commit would change nothing: no second commit.
+		wantCommitted bool
+		wantHistory   []string
+	}{
+		{name: "repeated as is", wantCommitted: true,
+			wantHistory: []string{"evidence(v1.4.0): stage 25% snapshot", "initial"}},
+		{name: "someone pushes before the repeat", thenRace: true,
+			wantHistory: []string{"someone else's change 1", "evidence(v1.4.0): stage 25% snapshot", "initial"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fake := forgetest.New(t, "acme", "exchange", 0)
+			fake.Push("main", "initial", map[string][]byte{"README.md": []byte("x\n")})
+			fake.LoseRefUpdateAnswer("main", tt.thenRace)
+			files := evidenceFiles(t)
+
+			res, err := newCommitter(t, fake).Commit(context.Background(), forge.EvidenceMessage("v1.4.0", "stage 25% snapshot"), files)
+			if err != nil {
+				t.Fatalf("Commit: %v", err)
+			}
+			if res.Committed != tt.wantCommitted || res.SHA != fake.Head("main") {
+				t.Errorf("result %+v, head %s; want committed=%v at the head", res, fake.Head("main"), tt.wantCommitted)
+			}
+			var msgs []string
+			for _, c := range fake.Log("main") {
+				msgs = append(msgs, c.Message)
+			}
+			if !slices.Equal(msgs, tt.wantHistory) {
+				t.Errorf("history %q, want %q", msgs, tt.wantHistory)
+			}
+			got := fake.Files(fake.Head("main"))
+			for _, f := range files {
+				if !bytes.Equal(got[f.Path], f.Data) {
+					t.Errorf("%s is not on the branch as written", f.Path)
+				}
+			}
+			if tt.thenRace {
+				if _, ok := got["other/change-1.txt"]; !ok {
+					t.Error("the push made between the lost answer and the repeat was lost")
+				}
+			}
+		})
+	}
+}
+
 func TestCommitGivesUpOnABranchThatKeepsMoving(t *testing.T) {
 	fake := forgetest.New(t, "acme", "exchange", 0)
 	fake.Push("main", "initial", map[string][]byte{"README.md": []byte("x\n")})

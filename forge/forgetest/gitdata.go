@@ -34,6 +34,7 @@ type extension struct {
 	objects  map[string]*object
 	refs     map[string]string // "heads/main" → commit SHA
 	races    map[string]int    // ref → ref updates still to be raced
+	lost     map[string]lostAnswer
 	raced    int
 	releases []*release
 	lastID   int64
@@ -41,7 +42,7 @@ type extension struct {
 
 func (x *extension) init() {
 	if x.objects == nil {
-		x.objects, x.refs, x.races = map[string]*object{}, map[string]string{}, map[string]int{}
+		x.objects, x.refs, x.races, x.lost = map[string]*object{}, map[string]string{}, map[string]int{}, map[string]lostAnswer{}
 	}
 }
 
@@ -536,7 +537,27 @@ func (x *extension) updateRef(f *Fake, ref string, body []byte) extReply {
 	}
 	x.refs[ref] = in.SHA
 	f.applied["ref "+ref]++
+	if lost, ok := x.lost[ref]; ok && cur != in.SHA {
+		delete(x.lost, ref)
+		if lost.thenRace {
+			x.races[ref]++
+		}
+		return extReply{status: http.StatusBadGateway, body: map[string]string{"message": "Server Error"}, changed: true}
+	}
 	return extReply{status: http.StatusOK, body: x.refJSON(f, ref, in.SHA), changed: true}
+}
+
+// lostAnswer is a ref update that takes effect but whose answer is lost.
+type lostAnswer struct{ thenRace bool }
+
+// LoseRefUpdateAnswer makes the next update of branch's ref that moves it
+// take effect and answer 502, as when a proxy loses GitHub's answer. With
+// thenRace, someone else pushes on top before the update is sent again.
+func (f *Fake) LoseRefUpdateAnswer(branch string, thenRace bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ext.init()
+	f.ext.lost["heads/"+branch] = lostAnswer{thenRace: thenRace}
 }
 
 // descends tells whether ancestor is reachable from sha.
