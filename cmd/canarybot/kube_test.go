@@ -377,7 +377,7 @@ func TestKubernetesWiring(t *testing.T) {
 }
 
 // testRunOnKubernetes: `canarybot run --ingress --state-configmap` drives a
-// whole release, with the IC's GO queued in the ConfigMap, moving the
+// whole release, with the IC's GO sent by `canarybot go` on the ConfigMap, moving the
 // Ingress's weight once per stage and keeping the other owner's
 // annotation; the table carries the observed share (no data: nothing
 // counts ingress-nginx's requests here).
@@ -401,8 +401,12 @@ func testRunOnKubernetes(t *testing.T, l *kubeLab) {
 		done <- result{out, code}
 	}()
 	waitRelease(t, st, "v2.0.0", "go/no-go", func(r *rollout.Release) bool { return r.Phase == rollout.Phase(rollout.StepGoNoGo) })
-	if err := st.Enqueue(t.Context(), "v2.0.0", rollout.Command{ID: "go-1", Kind: rollout.CmdGo, User: "alice", At: time.Now()}); err != nil {
-		t.Fatal(err)
+	// The IC's GO from another process, as `kubectl exec … canarybot go`
+	// sends it: queued on the ConfigMap, applied by the running engine.
+	out, code := cli(t, "go", "--release", "v2.0.0", "--config", "testdata/kube.yaml", "--as", "alice",
+		"--kubeconfig", l.kubeconfig, "--state-configmap", cm, "--wait", "60s")
+	if code != exitComplete || !strings.Contains(out, "queued `go` for v2.0.0 as alice") || !strings.Contains(out, "applied: v2.0.0 is now") {
+		t.Fatalf("`canarybot go` on the ConfigMap: exit %d, want the engine to apply it:\n%s", code, out)
 	}
 	var res result
 	select {
