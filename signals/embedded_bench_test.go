@@ -3,9 +3,13 @@ package signals
 import (
 	"context"
 	"errors"
+	"maps"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/prometheus/prometheus/promql/parser"
 
 	"github.com/canarybot/canarybot/config"
 )
@@ -32,14 +36,38 @@ func benchStore(b *testing.B) (*Embedded, time.Time) {
 	return e, at
 }
 
-// signalQueries are the 8 default signals' queries for the default window.
+// signalQueries are a tick's queries for the default plan, as the runner
+// reads them: the 8 signals, each relative one followed by its baseline.
 func signalQueries() []string {
 	plan := config.Default()
-	qs := make([]string, 0, len(plan.Signals))
+	qs := make([]string, 0, len(plan.Signals)+1)
 	for _, s := range plan.Signals {
 		qs = append(qs, plan.ResolveQuery(s.Query))
+		if s.Relative {
+			qs = append(qs, plan.ResolveQuery(s.BaselineQuery))
+		}
 	}
 	return qs
+}
+
+// tickSelectors are the distinct series selections of a tick's queries,
+// each as a range query over its window with no function applied.
+func tickSelectors(b *testing.B) []string {
+	b.Helper()
+	seen := map[string]bool{}
+	for _, q := range signalQueries() {
+		expr, err := parser.NewParser(parser.Options{}).ParseExpr(q)
+		if err != nil {
+			b.Fatal(err)
+		}
+		parser.Inspect(expr, func(n parser.Node, _ []parser.Node) error {
+			if m, ok := n.(*parser.MatrixSelector); ok {
+				seen[m.String()] = true
+			}
+			return nil
+		})
+	}
+	return slices.Sorted(maps.Keys(seen))
 }
 
 // BenchmarkQueryOne is one signal, the API p95 (the heaviest: a histogram
@@ -71,6 +99,36 @@ func BenchmarkQueryAllEight(b *testing.B) {
 		}
 	}
 	cpu.report(b)
+}
+
+// BenchmarkReadTickSeries reads the samples a tick's queries select, each
+// distinct selection once and with no function over it: the floor that
+// BenchmarkQueryAllEight is compared with, as a tick has at least these
+// samples to decode.
+func BenchmarkReadTickSeries(b *testing.B) {
+	e, at := benchStore(b)
+	sels := tickSelectors(b)
+	ctx := context.Background()
+	series := 0
+	cpu := startCPU(b)
+	for b.Loop() {
+		series = 0
+		for _, sel := range sels {
+			qry, err := e.engine.NewInstantQuery(ctx, e.db, nil, sel, at)
+			if err != nil {
+				b.Fatal(err)
+			}
+			m, err := qry.Exec(ctx).Matrix()
+			if err != nil {
+				b.Fatalf("%s: %v", sel, err)
+			}
+			series += len(m)
+			qry.Close()
+		}
+	}
+	cpu.report(b)
+	b.ReportMetric(float64(len(sels)), "selections")
+	b.ReportMetric(float64(series), "series")
 }
 
 // BenchmarkQueryEightOneByOne is the same tick through 8 Query calls, for
