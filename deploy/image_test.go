@@ -129,6 +129,71 @@ func TestImage(t *testing.T) {
 	if uid := info.Sys().(*syscall.Stat_t).Uid; uid != nonrootUID {
 		t.Errorf("the image's process wrote %s as uid %d, want the nonroot user %d", drill, uid, nonrootUID)
 	}
+
+	t.Run("get-binary.sh", func(t *testing.T) {
+		build := []string{
+			"--build-arg", "GO_IMAGE=" + goBase, "--build-arg", "RUNTIME_IMAGE=" + runtimeBase,
+			"--volume", modCache + ":/go/pkg/mod", "--volume", buildCache + ":/root/.cache/go-build",
+		}
+		testGetBinary(t, b, image, version, strings.Join(build, " "))
+	})
+}
+
+// testGetBinary runs the canary action's get-binary.sh as a workflow step
+// would, with a docker that is buildah on the test's store
+// (testdata/docker): from an image, by building the Dockerfile, and from a
+// binary already on the runner.
+func testGetBinary(t *testing.T, b *buildah, image, imageVersion, standinBuildArgs string) {
+	shim, err := filepath.Abs("testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	script, err := filepath.Abs(filepath.Join("..", "actions", "canary", "get-binary.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	containers := func() string { return b.run(t, "containers", "--quiet") }
+	existing := filepath.Join(t.TempDir(), "canarybot")
+	copyFile(t, filepath.Join(b.mountOf(t, image), "usr", "local", "bin", "canarybot"), existing, 0o755)
+	before := containers()
+
+	tests := []struct {
+		name, wantVersion string
+		env               []string
+	}{
+		{name: "image", env: []string{"CANARYBOT_IMAGE=" + image}, wantVersion: imageVersion},
+		{name: "the Dockerfile built in the job", env: []string{"CANARYBOT_VERSION=v0.0.0-action-build", "STANDIN_BUILD_ARGS=" + standinBuildArgs}, wantVersion: "v0.0.0-action-build"},
+		{name: "a binary on the runner", env: []string{"CANARYBOT_BINARY=" + existing}, wantVersion: imageVersion},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			runner := t.TempDir()
+			ghPath, ghOutput := filepath.Join(runner, "github_path"), filepath.Join(runner, "github_output")
+			cmd := exec.CommandContext(t.Context(), "bash", script)
+			cmd.Env = append(os.Environ(), append(tt.env,
+				"PATH="+shim+string(os.PathListSeparator)+os.Getenv("PATH"),
+				"BUILDAH_GLOBAL="+strings.Join(b.global, " "),
+				"RUNNER_TEMP="+runner, "GITHUB_PATH="+ghPath, "GITHUB_OUTPUT="+ghOutput)...)
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("get-binary.sh: %v\n%s", err, out)
+			}
+			dir := filepath.Join(runner, "canarybot-bin")
+			if got := strings.TrimSpace(readFile(t, ghPath)); got != dir {
+				t.Errorf("GITHUB_PATH got %q, want %s", got, dir)
+			}
+			if got := strings.TrimSpace(readFile(t, ghOutput)); got != "path="+filepath.Join(dir, "canarybot") {
+				t.Errorf("GITHUB_OUTPUT got %q, want path=%s/canarybot", got, dir)
+			}
+			v, err := exec.CommandContext(t.Context(), filepath.Join(dir, "canarybot"), "version").CombinedOutput()
+			if err != nil || !strings.Contains(string(v), tt.wantVersion) {
+				t.Errorf("the binary on the runner's PATH: `version` printed %q (%v), want %s", v, err, tt.wantVersion)
+			}
+			if after := containers(); after != before {
+				t.Errorf("get-binary.sh left a container behind:\nbefore:\n%s\nafter:\n%s", before, after)
+			}
+		})
+	}
 }
 
 // buildah runs buildah on a store of its own under ~/.cache/canarybot,
@@ -185,6 +250,13 @@ func (b *buildah) run(t *testing.T, args ...string) string {
 		t.Fatalf("buildah %s: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), err, stdout.String(), stderr.String())
 	}
 	return stdout.String()
+}
+
+// mountOf mounts a new container of image and returns its root.
+func (b *buildah) mountOf(t *testing.T, image string) string {
+	t.Helper()
+	ctr := strings.TrimSpace(b.run(t, "from", "--quiet", image))
+	return strings.TrimSpace(b.run(t, "mount", ctr))
 }
 
 // empty removes every container and image, which leaves the store's disk
@@ -249,6 +321,15 @@ func goEnv(t *testing.T, name string) string {
 		t.Fatalf("go env %s: %v", name, err)
 	}
 	return strings.TrimSpace(string(out))
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 func mkdirs(t *testing.T, root string, dirs ...string) {
