@@ -167,6 +167,8 @@ type Prometheus struct {
 	api     v1.API
 	url     string // the base URL, for messages; it carries no credentials
 	timeout time.Duration
+	// tls names the TLS files, for messages that say which to fix.
+	tls tlsFiles
 	// A pointer, so that dumping the struct with %+v prints an address,
 	// not the credentials.
 	secrets *redactor
@@ -210,10 +212,13 @@ func NewPrometheus(opts PrometheusOptions) (*Prometheus, error) {
 		return nil, err
 	}
 
-	client, err := promconfig.NewClientFromConfig(httpConfig(opts), "canarybot_prometheus", promconfig.WithUserAgent("canarybot"))
+	files := tlsFiles{https: base.Scheme == "https", ca: opts.TLSCAFile, cert: opts.TLSCertFile, key: opts.TLSKeyFile, asked: &atomic.Bool{}}
+	client, err := promconfig.NewClientFromConfig(httpConfig(opts), "canarybot_prometheus",
+		promconfig.WithUserAgent("canarybot"), promconfig.WithNewTLSConfigFunc(files.newTLSConfig))
 	if err != nil {
 		return nil, fmt.Errorf("signals: the Prometheus client's TLS or credentials settings: %w", err)
 	}
+	client.Transport = answered{next: client.Transport, asked: files.asked}
 	c, err := api.NewClient(api.Config{Address: base.String(), Client: client})
 	if err != nil {
 		return nil, fmt.Errorf("signals: creating the Prometheus client for %s: %w", base, err)
@@ -231,6 +236,7 @@ func NewPrometheus(opts PrometheusOptions) (*Prometheus, error) {
 		api:     v1.NewAPI(c),
 		url:     base.String(),
 		timeout: timeout,
+		tls:     files,
 		secrets: secrets,
 	}, nil
 }
@@ -517,6 +523,9 @@ func (p *Prometheus) describe(ctx context.Context, what string, err error) error
 		return fmt.Errorf("%s: %w: no answer %s (%w); %s", prefix, ErrUnavailable, within, err, checkHint)
 	case errors.As(err, &apiErr):
 		return p.describeAPI(prefix, apiErr)
+	}
+	if tlsErr := p.tls.describe(err); tlsErr != nil {
+		return fmt.Errorf("%s: %w: %w", prefix, ErrUnavailable, tlsErr)
 	}
 	cause := err
 	var ue *url.Error

@@ -5,6 +5,8 @@ package testenv
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -52,6 +54,73 @@ type PrometheusConfig struct {
 	// ScrapeInterval and EvalInterval default to 1s, so that data and
 	// alert states show up within a test's time.
 	ScrapeInterval, EvalInterval time.Duration
+	// WebTLS, when set, makes the server answer https only, and with a
+	// ClientCAFile only to clients presenting a certificate that CA
+	// signed. Prometheus honours it; StartPrometheus has its own TLS
+	// option and refuses this one.
+	WebTLS *WebTLS
+}
+
+// WebTLS is the TLS side of Prometheus's --web.config.file (the exporter
+// toolkit's tls_server_config), and what the readiness probe needs to pass
+// it: the probe verifies the server as a real client would, never with
+// InsecureSkipVerify.
+type WebTLS struct {
+	// CertFile and KeyFile are the server's certificate (for 127.0.0.1)
+	// and key, PEM.
+	CertFile, KeyFile string
+	// ClientCAFile, when set, is the PEM bundle of CAs whose client
+	// certificates the server accepts; without one from them it refuses
+	// the connection (client_auth_type RequireAndVerifyClientCert).
+	ClientCAFile string
+	// CAFile is the PEM bundle the readiness probe trusts the server's
+	// certificate by.
+	CAFile string
+	// ClientCertFile and ClientKeyFile are the certificate the readiness
+	// probe presents; needed with ClientCAFile.
+	ClientCertFile, ClientKeyFile string
+}
+
+// webConfig renders the --web.config.file content.
+func (w *WebTLS) webConfig() ([]byte, error) {
+	server := map[string]string{"cert_file": w.CertFile, "key_file": w.KeyFile}
+	if w.ClientCAFile != "" {
+		server["client_auth_type"] = "RequireAndVerifyClientCert"
+		server["client_ca_file"] = w.ClientCAFile
+	}
+	return yaml.Marshal(map[string]any{"tls_server_config": server})
+}
+
+// probeClient is the readiness probe's client: it trusts CAFile and
+// presents the client certificate, as the code under test will.
+func (w *WebTLS) probeClient() (*http.Client, error) {
+	switch {
+	case w.CertFile == "" || w.KeyFile == "":
+		return nil, errors.New("WebTLS needs the server's CertFile and KeyFile")
+	case w.CAFile == "":
+		return nil, errors.New("WebTLS needs CAFile, the CA that signed the server's certificate, for the readiness probe to verify it")
+	case w.ClientCAFile != "" && (w.ClientCertFile == "" || w.ClientKeyFile == ""):
+		return nil, errors.New("WebTLS with a ClientCAFile needs ClientCertFile and ClientKeyFile, a certificate that CA signed, for the readiness probe to be let in")
+	}
+	pem, err := os.ReadFile(w.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("WebTLS CAFile: %w", err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("WebTLS CAFile %s holds no PEM certificate", w.CAFile)
+	}
+	cfg := &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	if w.ClientCertFile != "" {
+		pair, err := tls.LoadX509KeyPair(w.ClientCertFile, w.ClientKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("WebTLS client certificate: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{pair}
+	}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.TLSClientConfig = cfg
+	return &http.Client{Transport: transport, Timeout: time.Second}, nil
 }
 
 // ScrapeTarget is one target: a host:port (an http:// URL is accepted too;
@@ -64,7 +133,8 @@ type ScrapeTarget struct {
 
 // PrometheusServer is a running Prometheus.
 type PrometheusServer struct {
-	// URL is the server's base URL, e.g. http://127.0.0.1:40123.
+	// URL is the server's base URL, e.g. http://127.0.0.1:40123
+	// (https with WebTLS).
 	URL string
 	// Dir holds the configuration file and the TSDB; it is removed at
 	// cleanup.
@@ -77,8 +147,8 @@ type PrometheusServer struct {
 func (s *PrometheusServer) Log() string { return s.log.tail(logTail) }
 
 // Prometheus starts PrometheusBinary (or else the prometheus on PATH) on a
-// free loopback port with the given scrape targets and rule files, waits
-// for /-/ready, and stops it (and removes its data dir) at t.Cleanup. It
+// free loopback port with the given scrape targets, rule files and TLS,
+// waits for /-/ready, and stops it (and removes its data dir) at t.Cleanup. It
 // fails the test when the binary is missing or the server does not become
 // ready.
 func Prometheus(t testing.TB, cfg PrometheusConfig) *PrometheusServer {
@@ -102,6 +172,8 @@ func startWith(t testing.TB, binary string, cfg PrometheusConfig) *PrometheusSer
 	// runs after it: cleanups run last-in first-out.
 	dir := t.TempDir()
 	configFile := filepath.Join(dir, "prometheus.yml")
+	web := cfg.WebTLS
+	cfg.WebTLS = nil // it goes into the web configuration, not prometheus.yml
 	content, err := prometheusYAML(cfg)
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
@@ -109,10 +181,25 @@ func startWith(t testing.TB, binary string, cfg PrometheusConfig) *PrometheusSer
 	if err := os.WriteFile(configFile, content, 0o600); err != nil {
 		t.Fatalf("testenv: writing the Prometheus configuration: %v", err)
 	}
+	l := listener{scheme: "http", client: &http.Client{Timeout: time.Second}}
+	if web != nil {
+		if l.client, err = web.probeClient(); err != nil {
+			t.Fatalf("testenv: %v", err)
+		}
+		webYAML, err := web.webConfig()
+		if err != nil {
+			t.Fatalf("testenv: %v", err)
+		}
+		l.webConfigFile = filepath.Join(dir, "web.yml")
+		if err := os.WriteFile(l.webConfigFile, webYAML, 0o600); err != nil {
+			t.Fatalf("testenv: writing the Prometheus web configuration: %v", err)
+		}
+		l.scheme = "https"
+	}
 
 	var lastErr error
 	for range startAttempts {
-		srv, err := startPrometheus(t, binary, dir, configFile)
+		srv, err := startPrometheus(t, binary, dir, configFile, l)
 		if err == nil {
 			return srv
 		}
@@ -127,7 +214,15 @@ func startWith(t testing.TB, binary string, cfg PrometheusConfig) *PrometheusSer
 
 var errAddrInUse = errors.New("address already in use")
 
-func startPrometheus(t testing.TB, binary, dir, configFile string) (*PrometheusServer, error) {
+// listener is how the server serves its API and how the readiness probe
+// reaches it.
+type listener struct {
+	scheme        string
+	webConfigFile string // "" serves plain http
+	client        *http.Client
+}
+
+func startPrometheus(t testing.TB, binary, dir, configFile string, l listener) (*PrometheusServer, error) {
 	t.Helper()
 	port, err := freePort()
 	if err != nil {
@@ -140,16 +235,20 @@ func startPrometheus(t testing.TB, binary, dir, configFile string) (*PrometheusS
 		return nil, fmt.Errorf("creating the TSDB directory: %w", err)
 	}
 	log := &syncBuffer{}
-	cmd := exec.Command(binary,
-		"--config.file="+configFile,
-		"--storage.tsdb.path="+dataDir,
-		"--web.listen-address="+addr,
+	args := []string{
+		"--config.file=" + configFile,
+		"--storage.tsdb.path=" + dataDir,
+		"--web.listen-address=" + addr,
 		"--log.level=info",
 		// Hidden flag (2.42 and later): the scrape manager applies new
 		// targets every 5s by default, which would hold the first scrape
 		// back by up to 5s.
 		"--scrape.discovery-reload-interval=100ms",
-	)
+	}
+	if l.webConfigFile != "" {
+		args = append(args, "--web.config.file="+l.webConfigFile)
+	}
+	cmd := exec.Command(binary, args...)
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = log, log
 	setProcessGroup(cmd)
@@ -163,8 +262,8 @@ func startPrometheus(t testing.TB, binary, dir, configFile string) (*PrometheusS
 		<-exited
 	}
 
-	srv := &PrometheusServer{URL: "http://" + addr, Dir: dir, log: log}
-	if err := waitReady(srv.URL, exited); err != nil {
+	srv := &PrometheusServer{URL: l.scheme + "://" + addr, Dir: dir, log: log}
+	if err := waitReady(l.client, srv.URL, exited); err != nil {
 		stop()
 		if strings.Contains(log.String(), "address already in use") {
 			return nil, fmt.Errorf("port %d was taken before Prometheus bound it: %w", port, errAddrInUse)
@@ -180,13 +279,14 @@ func startPrometheus(t testing.TB, binary, dir, configFile string) (*PrometheusS
 	return srv, nil
 }
 
-// waitReady polls /-/ready until it answers 200, the process exits, or
-// readyTimeout passes.
-func waitReady(base string, exited <-chan error) error {
-	client := &http.Client{Timeout: time.Second}
+// waitReady polls /-/ready through client until it answers 200, the
+// process exits, or readyTimeout passes.
+func waitReady(client *http.Client, base string, exited <-chan error) error {
+	defer client.CloseIdleConnections()
 	deadline := time.Now().Add(readyTimeout)
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
+	var last error
 	for {
 		resp, err := client.Get(base + "/-/ready")
 		if err == nil {
@@ -194,9 +294,12 @@ func waitReady(base string, exited <-chan error) error {
 			if resp.StatusCode == http.StatusOK {
 				return nil
 			}
+			err = fmt.Errorf("GET /-/ready: %s", resp.Status)
 		}
+		last = err
 		if time.Now().After(deadline) {
-			return fmt.Errorf("Prometheus at %s was not ready after %s", base, readyTimeout)
+			// The last probe error tells a TLS mistake from a slow start.
+			return fmt.Errorf("Prometheus at %s was not ready after %s (last probe: %v)", base, readyTimeout, last)
 		}
 		select {
 		case err := <-exited:
@@ -217,6 +320,11 @@ func freePort() (int, error) {
 
 // prometheusYAML renders the configuration file.
 func prometheusYAML(cfg PrometheusConfig) ([]byte, error) {
+	if cfg.WebTLS != nil {
+		// Only StartPrometheus gets here with it set; serving plain http
+		// instead would pass a test that meant to check TLS.
+		return nil, errors.New("PrometheusConfig.WebTLS is honoured by Prometheus only: with StartPrometheus, use PrometheusOptions.TLS")
+	}
 	scrape := cfg.ScrapeInterval
 	if scrape <= 0 {
 		scrape = defaultInterval
