@@ -206,6 +206,93 @@ func (d *decoder) require(n *yaml.Node, path string, given map[string]bool, keys
 	}
 }
 
+// listOf decodes a list that replaces what out held, each item by item,
+// which reports false to leave the item out; an empty list is nil.
+func listOf[T any](d *decoder, out *[]T, want string, item func(it *yaml.Node, path string) (T, bool)) func(*yaml.Node, string) {
+	return func(n *yaml.Node, path string) {
+		items, ok := d.list(n, path, want)
+		if !ok {
+			return
+		}
+		var got []T
+		for i, it := range items {
+			if v, ok := item(it, fmt.Sprintf("%s[%d]", path, i)); ok {
+				got = append(got, v)
+			}
+		}
+		*out = got
+	}
+}
+
+// mappingList decodes a list of mappings, each item's keys by the fields
+// fields gives for it and each needing the required keys. The list replaces
+// what out held: merging entries by position would be guesswork.
+func mappingList[T any](d *decoder, out *[]T, listWant, itemWant string, fields func(*T) []field, required ...string) func(*yaml.Node, string) {
+	return listOf(d, out, listWant, func(it *yaml.Node, path string) (T, bool) {
+		var v T
+		if given, ok := d.mapping(it, path, itemWant, fields(&v)); ok {
+			d.require(it, path, given, required...)
+		}
+		return v, true
+	})
+}
+
+// textKeys describes a mapping whose keys the user chooses (label names,
+// header names, Slack user IDs) rather than the schema, for textMap.
+type textKeys struct {
+	// want and key say what the mapping and each key should be, for
+	// "expected ..., got ...".
+	want, key string
+	// valid is what a key's text must be besides a plain scalar.
+	valid func(string) bool
+	// firstLine refuses every repeated key, saying where the first one is.
+	// Without it only a repeat of a key already kept is refused, so that a
+	// value that failed can be given again below it.
+	firstLine bool
+}
+
+// textMap decodes a mapping described by keys into a map that replaces
+// what out held (nil when empty). Each value's position is recorded; value
+// then decodes it, given the key's text k and the value's path kp, and
+// reports false to leave the key out.
+func textMap[V any](d *decoder, n *yaml.Node, path string, out *map[string]V, keys textKeys, value func(kn, val *yaml.Node, k, kp string) (V, bool)) {
+	v := deref(n)
+	if v.Kind != yaml.MappingNode {
+		d.errorf(n, path, "expected %s, got %s", keys.want, describe(v))
+		return
+	}
+	m := map[string]V{}
+	seen := map[string]*yaml.Node{}
+	for i := 0; i+1 < len(v.Content); i += 2 {
+		kn, val := v.Content[i], v.Content[i+1]
+		k := deref(kn)
+		if k.Kind != yaml.ScalarNode || k.ShortTag() == "!!merge" || !keys.valid(k.Value) {
+			d.keyErrorf(kn, path, "expected %s, got %s", keys.key, describe(k))
+			continue
+		}
+		kp := joinPath(path, k.Value)
+		if first, dup := seen[k.Value]; dup {
+			d.keyErrorf(kn, kp, "given twice (first at line %d); keep one", first.Line)
+			continue
+		}
+		if _, dup := m[k.Value]; dup {
+			d.keyErrorf(kn, kp, "given twice; keep one")
+			continue
+		}
+		if keys.firstLine {
+			seen[k.Value] = kn
+		}
+		d.pos[kp] = position{val.Line, val.Column}
+		if x, ok := value(kn, val, k.Value, kp); ok {
+			m[k.Value] = x
+		}
+	}
+	if len(m) == 0 {
+		m = nil
+	}
+	*out = m
+}
+
 // scalar returns the scalar node n stands for, or reports what was expected.
 func (d *decoder) scalar(n *yaml.Node, path, expected string) (*yaml.Node, bool) {
 	v := deref(n)
@@ -389,26 +476,13 @@ func (d *decoder) window(out *string) func(*yaml.Node, string) {
 }
 
 func (d *decoder) stages(out *[]rollout.Stage) func(*yaml.Node, string) {
-	return func(n *yaml.Node, path string) {
-		items, ok := d.list(n, path, "a list of stages like [{weight: 1, dwell: 15m}]")
-		if !ok {
-			return
-		}
-		var stages []rollout.Stage
-		for i, it := range items {
-			ip := fmt.Sprintf("%s[%d]", path, i)
-			var s rollout.Stage
-			given, ok := d.mapping(it, ip, "a stage like {weight: 1, dwell: 15m}", []field{
+	return mappingList(d, out, "a list of stages like [{weight: 1, dwell: 15m}]", "a stage like {weight: 1, dwell: 15m}",
+		func(s *rollout.Stage) []field {
+			return []field{
 				{"weight", d.integer(&s.Weight, "an integer percentage 0-100")},
 				{"dwell", d.duration(&s.Dwell)},
-			})
-			if ok {
-				d.require(it, ip, given, "weight", "dwell")
 			}
-			stages = append(stages, s)
-		}
-		*out = stages
-	}
+		}, "weight", "dwell")
 }
 
 // signals merges the file's signals over the defaults by name: an existing
@@ -553,45 +627,25 @@ func (d *decoder) triggers(out *rollout.Triggers) func(*yaml.Node, string) {
 // auto_rollback label impossible to remove.
 func (d *decoder) labels(out *map[string]string) func(*yaml.Node, string) {
 	return func(n *yaml.Node, path string) {
-		v := deref(n)
-		if v.Kind != yaml.MappingNode {
-			d.errorf(n, path, "expected a mapping of alert labels like {auto_rollback: \"true\"}, got %s", describe(v))
-			return
+		keys := textKeys{
+			want:      "a mapping of alert labels like {auto_rollback: \"true\"}",
+			key:       "a label name like auto_rollback",
+			valid:     func(k string) bool { return k != "" },
+			firstLine: true,
 		}
-		labels := map[string]string{}
-		seen := map[string]*yaml.Node{}
-		for i := 0; i+1 < len(v.Content); i += 2 {
-			kn, val := v.Content[i], v.Content[i+1]
-			k := deref(kn)
-			if k.Kind != yaml.ScalarNode || k.ShortTag() == "!!merge" || k.Value == "" {
-				d.keyErrorf(kn, path, "expected a label name like auto_rollback, got %s", describe(k))
-				continue
-			}
-			kp := joinPath(path, k.Value)
-			if first, dup := seen[k.Value]; dup {
-				d.keyErrorf(kn, kp, "given twice (first at line %d); keep one", first.Line)
-				continue
-			}
-			seen[k.Value] = kn
-			d.pos[kp] = position{val.Line, val.Column}
+		textMap(d, n, path, out, keys, func(kn, val *yaml.Node, k, kp string) (string, bool) {
 			if isNull(val) {
 				d.errorf(val, kp, "expected a label value like \"true\", got nothing")
-				continue
+				return "", false
 			}
 			// Any scalar is taken as text: auto_rollback: true means the
 			// label value "true", as Prometheus sees it.
-			if !utf8.ValidString(k.Value) {
+			if !utf8.ValidString(k) {
 				d.errorf(kn, kp, "expected a label name like auto_rollback, got invalid UTF-8")
-				continue
+				return "", false
 			}
-			if s, ok := d.text(val, kp, "a label value like \"true\""); ok {
-				labels[k.Value] = s
-			}
-		}
-		if len(labels) == 0 {
-			labels = nil
-		}
-		*out = labels
+			return d.text(val, kp, "a label value like \"true\"")
+		})
 	}
 }
 
@@ -606,26 +660,13 @@ func (d *decoder) trend(out *rollout.TrendRule) func(*yaml.Node, string) {
 }
 
 func (d *decoder) timeline(out *[]rollout.Step) func(*yaml.Node, string) {
-	return func(n *yaml.Node, path string) {
-		items, ok := d.list(n, path, "a list of steps like [{name: freeze, offset: -30m}]")
-		if !ok {
-			return
-		}
-		var steps []rollout.Step
-		for i, it := range items {
-			ip := fmt.Sprintf("%s[%d]", path, i)
-			var s rollout.Step
-			given, ok := d.mapping(it, ip, "a step like {name: freeze, offset: -30m}", []field{
+	return mappingList(d, out, "a list of steps like [{name: freeze, offset: -30m}]", "a step like {name: freeze, offset: -30m}",
+		func(s *rollout.Step) []field {
+			return []field{
 				{"name", enum(d, &s.Name, stepNames(), nil)},
 				{"offset", d.duration(&s.Offset)},
-			})
-			if ok {
-				d.require(it, ip, given, "name", "offset")
 			}
-			steps = append(steps, s)
-		}
-		*out = steps
-	}
+		}, "name", "offset")
 }
 
 func (d *decoder) firstNight(out *rollout.FirstNight) func(*yaml.Node, string) {
@@ -637,26 +678,13 @@ func (d *decoder) firstNight(out *rollout.FirstNight) func(*yaml.Node, string) {
 }
 
 func (d *decoder) cadence(out *[]rollout.Cadence) func(*yaml.Node, string) {
-	return func(n *yaml.Node, path string) {
-		items, ok := d.list(n, path, "a list like [{until: 2h, every: 15m}]")
-		if !ok {
-			return
-		}
-		var cs []rollout.Cadence
-		for i, it := range items {
-			ip := fmt.Sprintf("%s[%d]", path, i)
-			var c rollout.Cadence
-			given, ok := d.mapping(it, ip, "an entry like {until: 2h, every: 15m}", []field{
+	return mappingList(d, out, "a list like [{until: 2h, every: 15m}]", "an entry like {until: 2h, every: 15m}",
+		func(c *rollout.Cadence) []field {
+			return []field{
 				{"until", d.duration(&c.Until)},
 				{"every", d.duration(&c.Every)},
-			})
-			if ok {
-				d.require(it, ip, given, "until", "every")
 			}
-			cs = append(cs, c)
-		}
-		*out = cs
-	}
+		}, "until", "every")
 }
 
 // The allowed values of the enumerations, in the order messages list them.

@@ -328,53 +328,26 @@ func (d *decoder) checks(out *[]preflight.Check) func(*yaml.Node, string) {
 // the header to be present.
 func (d *decoder) headerExpectations(out *map[string][]string) func(*yaml.Node, string) {
 	return func(n *yaml.Node, path string) {
-		v := deref(n)
-		if v.Kind != yaml.MappingNode {
-			d.errorf(n, path, "expected a mapping of header name to required substrings like {Content-Security-Policy: [default-src]}, got %s", describe(v))
-			return
+		keys := textKeys{
+			want:  "a mapping of header name to required substrings like {Content-Security-Policy: [default-src]}",
+			key:   "a header name like Content-Security-Policy",
+			valid: utf8.ValidString,
 		}
-		headers := map[string][]string{}
-		for i := 0; i+1 < len(v.Content); i += 2 {
-			kn, val := v.Content[i], v.Content[i+1]
-			k := deref(kn)
-			if k.Kind != yaml.ScalarNode || k.ShortTag() == "!!merge" || !utf8.ValidString(k.Value) {
-				d.keyErrorf(kn, path, "expected a header name like Content-Security-Policy, got %s", describe(k))
-				continue
-			}
-			kp := joinPath(path, k.Value)
-			if _, dup := headers[k.Value]; dup {
-				d.keyErrorf(kn, kp, "given twice; keep one")
-				continue
-			}
-			d.pos[kp] = position{val.Line, val.Column}
+		textMap(d, n, path, out, keys, func(_, val *yaml.Node, _, kp string) ([]string, bool) {
 			var subs []string
 			if !isNull(val) {
 				d.strings(&subs, "a list of substrings the header must contain, like [default-src]")(val, kp)
 			}
-			headers[k.Value] = subs
-		}
-		if len(headers) == 0 {
-			headers = nil
-		}
-		*out = headers
+			return subs, true
+		})
 	}
 }
 
 // strings decodes a list of text; an empty list is nil.
 func (d *decoder) strings(out *[]string, expected string) func(*yaml.Node, string) {
-	return func(n *yaml.Node, path string) {
-		items, ok := d.list(n, path, expected)
-		if !ok {
-			return
-		}
-		var ss []string
-		for i, it := range items {
-			if s, ok := d.text(it, fmt.Sprintf("%s[%d]", path, i), "text"); ok {
-				ss = append(ss, s)
-			}
-		}
-		*out = ss
-	}
+	return listOf(d, out, expected, func(it *yaml.Node, path string) (string, bool) {
+		return d.text(it, path, "text")
+	})
 }
 
 func (d *decoder) battery(out *Battery) func(*yaml.Node, string) {
@@ -402,66 +375,34 @@ func (d *decoder) battery(out *Battery) func(*yaml.Node, string) {
 }
 
 func (d *decoder) tickVectors(out *[]TickVector) func(*yaml.Node, string) {
-	return func(n *yaml.Node, path string) {
-		const example = "{symbol: BTCUSDT, price: \"12345.6789\", tick: \"0.01\", expected: \"12345.68\"}"
-		items, ok := d.list(n, path, "a list of vectors like ["+example+"]")
-		if !ok {
-			return
-		}
-		var vs []TickVector
-		for i, it := range items {
-			ip := fmt.Sprintf("%s[%d]", path, i)
-			var v TickVector
-			given, ok := d.mapping(it, ip, "a vector like "+example, []field{
+	const example = "{symbol: BTCUSDT, price: \"12345.6789\", tick: \"0.01\", expected: \"12345.68\"}"
+	return mappingList(d, out, "a list of vectors like ["+example+"]", "a vector like "+example,
+		func(v *TickVector) []field {
+			return []field{
 				{"symbol", d.str(&v.Symbol)},
 				{"price", d.str(&v.Price)},
 				{"tick", d.str(&v.Tick)},
 				{"expected", d.str(&v.Expected)},
-			})
-			if ok {
-				d.require(it, ip, given, "symbol", "price", "tick", "expected")
 			}
-			vs = append(vs, v)
-		}
-		*out = vs
-	}
+		}, "symbol", "price", "tick", "expected")
 }
 
 // sentHeaders decodes headers the battery sends; like triggers' labels,
 // the file's mapping replaces the default (none).
 func (d *decoder) sentHeaders(out *map[string]string) func(*yaml.Node, string) {
 	return func(n *yaml.Node, path string) {
-		v := deref(n)
-		if v.Kind != yaml.MappingNode {
-			d.errorf(n, path, "expected a mapping of header name to value like {X-Canary: always}, got %s", describe(v))
-			return
+		keys := textKeys{
+			want:  "a mapping of header name to value like {X-Canary: always}",
+			key:   "a header name like X-Canary",
+			valid: utf8.ValidString,
 		}
-		headers := map[string]string{}
-		for i := 0; i+1 < len(v.Content); i += 2 {
-			kn, val := v.Content[i], v.Content[i+1]
-			k := deref(kn)
-			if k.Kind != yaml.ScalarNode || k.ShortTag() == "!!merge" || !utf8.ValidString(k.Value) {
-				d.keyErrorf(kn, path, "expected a header name like X-Canary, got %s", describe(k))
-				continue
-			}
-			kp := joinPath(path, k.Value)
-			if _, dup := headers[k.Value]; dup {
-				d.keyErrorf(kn, kp, "given twice; keep one")
-				continue
-			}
-			d.pos[kp] = position{val.Line, val.Column}
+		textMap(d, n, path, out, keys, func(_, val *yaml.Node, _, kp string) (string, bool) {
 			if isNull(val) {
 				d.errorf(val, kp, "expected the header's value, got nothing")
-				continue
+				return "", false
 			}
-			if s, ok := d.text(val, kp, "a header value like always"); ok {
-				headers[k.Value] = s
-			}
-		}
-		if len(headers) == 0 {
-			headers = nil
-		}
-		*out = headers
+			return d.text(val, kp, "a header value like always")
+		})
 	}
 }
 

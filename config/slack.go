@@ -168,59 +168,41 @@ func (d *decoder) slackUserIDs(out *[]string) func(*yaml.Node, string) {
 // default to merge with.
 func (d *decoder) slackUsers(out *map[string]string) func(*yaml.Node, string) {
 	return func(n *yaml.Node, path string) {
-		v := deref(n)
-		if v.Kind != yaml.MappingNode {
-			d.errorf(n, path, "expected a mapping of Slack user ID to CLI name like {U024BE7LH: alice}, got %s", describe(v))
-			return
+		keys := textKeys{
+			want:      "a mapping of Slack user ID to CLI name like {U024BE7LH: alice}",
+			key:       "a Slack user ID like U024BE7LH",
+			valid:     utf8.ValidString,
+			firstLine: true,
 		}
-		users := map[string]string{}
 		names := map[string]string{}
-		seen := map[string]*yaml.Node{}
-		for i := 0; i+1 < len(v.Content); i += 2 {
-			kn, val := v.Content[i], v.Content[i+1]
-			k := deref(kn)
-			if k.Kind != yaml.ScalarNode || k.ShortTag() == "!!merge" || !utf8.ValidString(k.Value) {
-				d.keyErrorf(kn, path, "expected a Slack user ID like U024BE7LH, got %s", describe(k))
-				continue
-			}
-			kp := joinPath(path, k.Value)
-			if first, dup := seen[k.Value]; dup {
-				d.keyErrorf(kn, kp, "given twice (first at line %d); keep one", first.Line)
-				continue
-			}
-			seen[k.Value] = kn
-			d.pos[kp] = position{val.Line, val.Column}
+		textMap(d, n, path, out, keys, func(kn, val *yaml.Node, _, kp string) (string, bool) {
 			id, ok := d.slackUserID(kn, kp)
 			if !ok {
-				continue
+				return "", false
 			}
 			if isNull(val) {
 				d.errorf(val, kp, "expected the name %s uses with --as, got nothing", id)
-				continue
+				return "", false
 			}
 			name, ok := d.text(val, kp, "a CLI user name like alice")
 			if !ok {
-				continue
+				return "", false
 			}
 			switch {
 			case strings.TrimSpace(name) != name || name == "" || strings.ContainsAny(name, " \t\n"):
 				d.errorf(val, kp, "expected a CLI user name like alice (no spaces), got %s", strconv.Quote(name))
-				continue
+				return "", false
 			case slackUserID.MatchString(name) && name != id:
 				d.errorf(val, kp, "%s would be another Slack user's ID; give the name %s uses with --as", name, id)
-				continue
+				return "", false
 			}
 			if other, dup := names[name]; dup {
 				d.errorf(val, kp, "%s and %s both map to %q; each person needs their own name", other, id, name)
-				continue
+				return "", false
 			}
 			names[name] = id
-			users[id] = name
-		}
-		if len(users) == 0 {
-			users = nil
-		}
-		*out = users
+			return name, true
+		})
 	}
 }
 
