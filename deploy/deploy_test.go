@@ -547,7 +547,7 @@ func TestKubernetesObjectsAreTheExpectedSet(t *testing.T) {
 // may use on the named object, and whether it may create one (create cannot
 // be limited by name, so it stands alone in its own rule).
 type allowedRule struct {
-	name   string
+	names  []string
 	verbs  []string
 	create bool
 }
@@ -558,10 +558,11 @@ func TestRoleIsLeastPrivilege(t *testing.T) {
 	}
 	only(t, loadKubernetes(t), "Role", &role)
 	allowed := map[string]allowedRule{
-		"networking.k8s.io/ingresses": {name: "spark-canary", verbs: []string{"get", "patch"}},
-		"apps/deployments":            {name: "spark-canary", verbs: []string{"get"}},
-		"coordination.k8s.io/leases":  {name: "canarybot", verbs: []string{"get", "update"}, create: true},
-		"/configmaps":                 {name: "canarybot-state", verbs: []string{"get", "update"}, create: true},
+		"networking.k8s.io/ingresses": {names: []string{"spark-canary"}, verbs: []string{"get", "patch"}},
+		"apps/deployments":            {names: []string{"spark-canary"}, verbs: []string{"get"}},
+		"coordination.k8s.io/leases":  {names: []string{"canarybot"}, verbs: []string{"get", "update"}, create: true},
+		// The release state and, beside it, the Slack state and the freeze's record.
+		"/configmaps": {names: []string{"canarybot-state", "canarybot-state-slack", "canarybot-state-freeze"}, verbs: []string{"get", "update"}, create: true},
 	}
 	granted := map[string]bool{}
 	for i, r := range role.Rules {
@@ -596,12 +597,12 @@ func TestRoleIsLeastPrivilege(t *testing.T) {
 					granted[key+" create"] = true
 					continue
 				}
-				if !slices.Equal(r.ResourceNames, []string{a.name}) {
-					t.Errorf("rule %d on %s: resourceNames %v, want [%s]", i, key, r.ResourceNames, a.name)
+				if !slices.Equal(r.ResourceNames, a.names) {
+					t.Errorf("rule %d on %s: resourceNames %v, want %v", i, key, r.ResourceNames, a.names)
 				}
 				for _, v := range r.Verbs {
 					if !slices.Contains(a.verbs, v) {
-						t.Errorf("rule %d on %s %s: verb %q not in %v", i, key, a.name, v, a.verbs)
+						t.Errorf("rule %d on %s %v: verb %q not in %v", i, key, a.names, v, a.verbs)
 					}
 					granted[key+" "+v] = true
 				}

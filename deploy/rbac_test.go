@@ -22,6 +22,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 
+	slackbot "github.com/canarybot/canarybot/bot"
+	"github.com/canarybot/canarybot/forge"
 	"github.com/canarybot/canarybot/ha"
 	"github.com/canarybot/canarybot/internal/testenv"
 	"github.com/canarybot/canarybot/preflight"
@@ -36,6 +38,8 @@ const (
 	canaryIngressName = "spark-canary"
 	leaseName         = "canarybot"
 	stateName         = "canarybot-state"
+	slackStateName    = "canarybot-state-slack"
+	freezeStateName   = "canarybot-state-freeze"
 )
 
 // applyManifests creates every object of the files in namespace ns, as
@@ -164,6 +168,36 @@ func TestRBACLetsTheBotDoItsJobAndNothingElse(t *testing.T) {
 		}
 		if _, err := st.Load(ctx, ""); err != nil {
 			t.Fatal(err)
+		}
+		// The Slack state beside the release state: queued, then delivered.
+		slack, err := store.NewConfigMapSlack(bot, ns, slackStateName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg := slackbot.OutboxMessage{Key: "v1.4.0/1", Op: slackbot.OutboxPost, Channel: "#canary-war-room", Text: "v1.4.0: war-room open"}
+		if err := slack.QueueMessages(ctx, time.Now(), msg); err != nil {
+			t.Fatalf("queueing a Slack message (creates %s) as the bot: %v", slackStateName, err)
+		}
+		pending, err := slack.Pending(ctx)
+		if err != nil || len(pending) != 1 {
+			t.Fatalf("the Slack queue as the bot: %+v, %v", pending, err)
+		}
+		if err := slack.Finish(ctx, pending[0], slackbot.OutboxOutcome{Message: &slackbot.MessageRecord{Ref: msg.Key, Channel: "C1", TS: "1.000001"}}); err != nil {
+			t.Fatalf("recording the delivery as the bot: %v", err)
+		}
+		// The change freeze's record beside them.
+		progress, err := store.NewConfigMapProgress(bot, ns, freezeStateName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := progress.Update(ctx, func(s *forge.FreezeState) error {
+			s.Version, s.Phase = "v1.4.0", forge.PhaseFrozen
+			return nil
+		}); err != nil {
+			t.Fatalf("recording the freeze (creates %s) as the bot: %v", freezeStateName, err)
+		}
+		if s, err := progress.Load(ctx); err != nil || s.Phase != forge.PhaseFrozen {
+			t.Fatalf("reading the freeze record as the bot: %+v, %v", s, err)
 		}
 		// The kubernetes preflight check reads the canary Deployment and
 		// its Ingress.

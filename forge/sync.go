@@ -104,6 +104,9 @@ func (f *Freeze) OnPullRequest(ctx context.Context, ev PREvent) (SyncResult, err
 	// Record the PR first, so that a lift running meanwhile sees it.
 	var res SyncResult
 	st, err := f.update(ctx, func(s *FreezeState) error {
+		// A shared Progress runs this again on a conflict, and a lift may
+		// have begun in between: decide afresh.
+		res = SyncResult{}
 		frozen := (s.Phase == PhaseStarting || s.Phase == PhaseFrozen) && s.Owner == f.Owner && s.Repo == f.Repo
 		if !frozen || s.Mode == "" {
 			// Not frozen, or still deciding how to block: Start lists this

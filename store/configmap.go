@@ -93,6 +93,24 @@ func NewConfigMap(client kubernetes.Interface, namespace, name string) (*ConfigM
 	return &ConfigMap{client: client, namespace: namespace, name: name}, nil
 }
 
+// newConfigMapFor checks the names of a ConfigMap kept beside the release
+// state's (what says which, example a usual name) and returns it.
+func newConfigMapFor(what, example string, client kubernetes.Interface, namespace, name string) (*ConfigMap, error) {
+	if client == nil {
+		return nil, fmt.Errorf("%s: no Kubernetes client", what)
+	}
+	if namespace == "" || name == "" {
+		return nil, fmt.Errorf("%s needs a namespace and a name (got %q/%q), e.g. spark/%s", what, namespace, name, example)
+	}
+	if errs := validation.IsDNS1123Label(namespace); len(errs) > 0 {
+		return nil, fmt.Errorf("%s: namespace %q: %s", what, namespace, strings.Join(errs, "; "))
+	}
+	if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 {
+		return nil, fmt.Errorf("%s: ConfigMap name %q: %s", what, name, strings.Join(errs, "; "))
+	}
+	return &ConfigMap{client: client, namespace: namespace, name: name}, nil
+}
+
 // String names the ConfigMap as namespace/name.
 func (s *ConfigMap) String() string { return s.namespace + "/" + s.name }
 

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/canarybot/canarybot/bot"
 	"github.com/canarybot/canarybot/evidence"
 	"github.com/canarybot/canarybot/report"
 	"github.com/canarybot/canarybot/rollout"
@@ -103,9 +104,10 @@ type parts struct {
 	// store keeps the releases: the --state file, or a ConfigMap
 	// (--state-configmap, the default in a cluster without --state).
 	store store.State
-	// outbox is the --state file, which also keeps the Slack outbox; nil
-	// when the state is in a ConfigMap and nothing posts to Slack.
-	outbox *store.Bolt
+	// outbox keeps the Slack notifier's state and outbox: the --state
+	// file, or with the state in a ConfigMap a second ConfigMap beside it;
+	// nil when nothing posts to Slack.
+	outbox bot.SlackStore
 	render report.Renderer
 	// where names the state for people: "state file canarybot.db",
 	// "ConfigMap spark/canarybot-state".

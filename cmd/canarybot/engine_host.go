@@ -61,7 +61,7 @@ type production struct {
 // the router: the Ingress when --ingress names one (kc connects to its
 // cluster), else canarybot's own. Bad flags are bad input.
 func openProduction(ctx context.Context, plan *rollout.Plan, o runOptions, kc *kubeConn, log *slog.Logger) (*production, error) {
-	onIngress := o.kube.ingress != ""
+	onIngress := o.kube.ingress != "" || o.kube.httpRoute != ""
 	var stableURL, canaryURL *url.URL
 	var err error
 	if !onIngress || o.stable != "" {
@@ -106,6 +106,14 @@ func openProduction(ctx context.Context, plan *rollout.Plan, o runOptions, kc *k
 		}
 	}
 	pp := &production{prom: prom, promURL: promURL, stable: stableURL, canary: canaryURL, preflight: list, kube: kc}
+	if o.kube.httpRoute != "" {
+		rt, err := openHTTPRoute(ctx, kc, o.kube, log)
+		if err != nil {
+			return nil, err
+		}
+		pp.traffic, pp.where = rt, "HTTPRoute "+rt.String()
+		return pp, nil
+	}
 	if onIngress {
 		ing, observer, err := openIngress(ctx, kc, o.kube, plan, prom, log)
 		if err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -13,11 +14,17 @@ import (
 	"golang.org/x/term"
 
 	"github.com/canarybot/canarybot/forge"
+	"github.com/canarybot/canarybot/store"
 )
 
 // freezeOpts are the flags of `canarybot freeze`.
 type freezeOpts struct {
-	progress      string
+	progress string
+	// record is where the freeze's progress is kept: the --progress file,
+	// or with the state in a ConfigMap the freeze's ConfigMap beside it
+	// (shared with serve's replicas); where names it for messages.
+	record        forge.Progress
+	where         string
 	label         string
 	targetURL     string
 	mode          string
@@ -62,7 +69,7 @@ stopped when run again, without repeating a call.`,
 		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 	}
 	pf := c.PersistentFlags()
-	pf.StringVar(&o.progress, "progress", "", "freeze progress file (default: canarybot-freeze.json beside the state file)")
+	pf.StringVar(&o.progress, "progress", "", "freeze progress file (default: canarybot-freeze.json beside the state file; with the state in a ConfigMap, the ConfigMap <name>-freeze beside it)")
 	pf.StringVar(&o.label, "label", forge.DefaultFreezeLabel, "label put on the frozen PRs (default: github.freeze.label in canary.yaml)")
 	pf.StringVar(&o.targetURL, "target-url", "", "link of the failing status (default: the Actions run when GITHUB_RUN_ID is set, else the PR)")
 	pf.StringVar(&o.mode, "mode", forge.ModeAuto, "how to block merges: auto (a ruleset where the token may administer the repository, else statuses), rulesets or statuses (default: github.freeze.mode in canary.yaml)")
@@ -120,7 +127,7 @@ stopped when run again, without repeating a call.`,
 			sum, err := f.Lift(cmd.Context())
 			bar.Finish()
 			if errors.Is(err, forge.ErrNotFrozen) {
-				return badInput("%v (progress file %s)", err, o.progress)
+				return badInput("%v (%s)", err, o.where)
 			}
 			if sum.Version != "" {
 				if ev, everr := g.evidenceFor(sum.Version); everr == nil {
@@ -141,11 +148,11 @@ stopped when run again, without repeating a call.`,
 		Short: "Say whether a freeze is in force, in which mode, and how far labelling has got",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.resolveProgress(g); err != nil {
+			if err := o.resolveProgress(cmd.Context(), g); err != nil {
 				return err
 			}
 			// No GitHub call: the recorded progress is the answer.
-			sum, err := (&forge.Freeze{Progress: forge.FileProgress{Path: o.progress}}).Status(cmd.Context())
+			sum, err := (&forge.Freeze{Progress: o.record}).Status(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -188,8 +195,10 @@ runs get a read-only token.`,
 			if err != nil {
 				return err
 			}
-			if _, err := os.Stat(o.progress); err != nil {
-				f.Beacon = true
+			if file, ok := o.record.(forge.FileProgress); ok {
+				if _, err := os.Stat(file.Path); err != nil {
+					f.Beacon = true
+				}
 			}
 			res, err := f.OnPullRequest(cmd.Context(), ev)
 			if err != nil {
@@ -203,15 +212,33 @@ runs get a read-only token.`,
 	return c
 }
 
-func (o *freezeOpts) resolveProgress(g *globals) error {
-	if o.progress != "" {
+func (o *freezeOpts) resolveProgress(ctx context.Context, g *globals) error {
+	if o.record != nil {
 		return nil
 	}
-	cfg, err := g.loadConfig()
-	if err != nil {
-		return err
+	if o.progress == "" {
+		if name := g.kube.configMap(inCluster(), g.statePath != ""); name != "" {
+			kc, err := dialKube(g.kube.kubeconfig, g.kube.namespace)
+			if err != nil {
+				return err
+			}
+			p, err := store.NewConfigMapProgress(kc.client, kc.namespace, freezeConfigMap(name))
+			if err != nil {
+				return &exitError{code: exitBadInput, err: err}
+			}
+			if _, err := p.Load(ctx); err != nil {
+				return kubeError(fmt.Errorf("freeze progress %s: %w", p, err))
+			}
+			o.record, o.where = p, "ConfigMap "+p.String()
+			return nil
+		}
+		cfg, err := g.loadConfig()
+		if err != nil {
+			return err
+		}
+		o.progress = freezeProgressPath(cfg)
 	}
-	o.progress = freezeProgressPath(cfg)
+	o.record, o.where = forge.FileProgress{Path: o.progress}, "progress file "+o.progress
 	return nil
 }
 
@@ -220,7 +247,7 @@ func (o *freezeOpts) resolveProgress(g *globals) error {
 // freeze one repository under one label. --label and --mode, when given,
 // replace the section's.
 func (o *freezeOpts) freeze(cmd *cobra.Command, g *globals) (*forge.Freeze, error) {
-	if err := o.resolveProgress(g); err != nil {
+	if err := o.resolveProgress(cmd.Context(), g); err != nil {
 		return nil, err
 	}
 	if o.writeInterval < 0 {
@@ -277,7 +304,7 @@ func (o *freezeOpts) freeze(cmd *cobra.Command, g *globals) (*forge.Freeze, erro
 		}
 	}
 	f.TargetURL, f.ReportThawed = target, o.reportThawed
-	f.Progress = forge.FileProgress{Path: o.progress}
+	f.Progress = o.record
 	f.Log = log
 	return f, nil
 }

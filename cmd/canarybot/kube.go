@@ -92,7 +92,10 @@ type kubeOptions struct {
 	// ingress is the canary Ingress; stableIngress the one it shadows,
 	// whose name ingress-nginx counts the requests under.
 	ingress, stableIngress string
-	stateConfigMap         string
+	// httpRoute is the Gateway API HTTPRoute, moved by the weights of its
+	// canaryService and stableService backendRefs.
+	httpRoute, canaryService, stableService string
+	stateConfigMap                          string
 	// configMapSet is set when --state-configmap was given, even empty:
 	// `--state-configmap ""` keeps bbolt in a cluster.
 	configMapSet bool
@@ -118,6 +121,12 @@ func (o *kubeOptions) addFlags(c *cobra.Command) {
 	fl := c.Flags()
 	fl.StringVar(&o.ingress, "ingress", "", "canary Ingress (ingress-nginx canary annotations) to move traffic on, instead of canarybot's weighted router")
 	fl.StringVar(&o.stableIngress, "stable-ingress", "", "the stable Ingress the canary one shadows, for the observed share (default: --ingress without its -canary suffix)")
+	fl.StringVar(&o.httpRoute, "httproute", "", "Gateway API HTTPRoute to move traffic on, by the weights of its --stable-service and --canary-service backendRefs, instead of --ingress or canarybot's weighted router")
+	fl.StringVar(&o.canaryService, "canary-service", "", "with --httproute: the canary's Service, as the route's backendRefs name it")
+	fl.StringVar(&o.stableService, "stable-service", "", "with --httproute: the stable Service, as the route's backendRefs name it")
+	c.MarkFlagsMutuallyExclusive("ingress", "httproute")
+	c.MarkFlagsMutuallyExclusive("stable-ingress", "httproute")
+	c.MarkFlagsRequiredTogether("httproute", "canary-service", "stable-service")
 }
 
 func (o *kubeOptions) addServeFlags(c *cobra.Command) {
@@ -154,7 +163,7 @@ func (o *kubeOptions) resolve(changed func(name string) bool, inCluster, stateFi
 
 // needsCluster reports whether any part runs on Kubernetes.
 func (o *kubeOptions) needsCluster() bool {
-	return o.ingress != "" || o.stateConfigMap != "" || o.leaderElect
+	return o.ingress != "" || o.httpRoute != "" || o.stateConfigMap != "" || o.leaderElect
 }
 
 // inCluster reports whether this process runs in a pod with a service
@@ -166,7 +175,9 @@ func inCluster() bool {
 
 // kubeConn is one client for the router, the state store and the election.
 type kubeConn struct {
-	client    kubernetes.Interface
+	client kubernetes.Interface
+	// config makes the HTTPRoute router's dynamic client.
+	config    *rest.Config
 	namespace string
 }
 
@@ -194,12 +205,12 @@ func dialKube(kubeconfig, namespace string) (*kubeConn, error) {
 	if err != nil {
 		return nil, &exitError{code: exitBadInput, err: fmt.Errorf("kubernetes client for %s: %w", cfg.Host, err)}
 	}
-	return &kubeConn{client: cs, namespace: ns}, nil
+	return &kubeConn{client: cs, config: cfg, namespace: ns}, nil
 }
 
 // kubeInputErrors are the router's and the store's errors that a person
 // fixes in the flags or the cluster's objects, not by retrying.
-var kubeInputErrors = []error{traffic.ErrIngressNotFound, traffic.ErrForbidden, traffic.ErrBadAnnotation, store.ErrForbidden, store.ErrBadID}
+var kubeInputErrors = []error{traffic.ErrIngressNotFound, traffic.ErrForbidden, traffic.ErrBadAnnotation, traffic.ErrRouteNotFound, traffic.ErrBadRoute, store.ErrForbidden, store.ErrBadID}
 
 func kubeError(err error) error {
 	for _, e := range kubeInputErrors {
@@ -211,8 +222,9 @@ func kubeError(err error) error {
 }
 
 // openState opens the parts of `run` and `serve`: the release state in the
-// ConfigMap when one is named, else in the --state file. The file is still
-// opened when outbox is set, for the Slack outbox it keeps.
+// ConfigMap when one is named, else in the --state file. With outbox set,
+// the Slack notifier's state is kept too: in the file, or in the ConfigMap
+// slackConfigMap names.
 func (g *globals) openState(ctx context.Context, kc *kubeConn, configMap string, outbox bool) (*parts, error) {
 	if configMap == "" {
 		return g.open()
@@ -226,9 +238,18 @@ func (g *globals) openState(ctx context.Context, kc *kubeConn, configMap string,
 		return nil, err
 	}
 	if outbox {
-		if p.outbox, err = store.Open(cfg.StatePath); err != nil {
-			return nil, err
+		// A ConfigMap of its own beside the release state's: what the leader
+		// queued for Slack, the tables' rows and where each message is
+		// outlive its pod, and the outbox's writes never race the engine's.
+		slack, err := store.NewConfigMapSlack(kc.client, kc.namespace, slackConfigMap(configMap))
+		if err != nil {
+			return nil, &exitError{code: exitBadInput, err: err}
 		}
+		slack.Logger = g.logger()
+		if _, err := slack.Pending(ctx); err != nil {
+			return nil, kubeError(fmt.Errorf("the Slack state %s: %w", slack, err))
+		}
+		p.outbox = slack
 	}
 	// Read once now, so that a missing permission or an unreachable API
 	// server stops the command before anything moves.
@@ -236,6 +257,33 @@ func (g *globals) openState(ctx context.Context, kc *kubeConn, configMap string,
 		return nil, kubeError(fmt.Errorf("state %s: %w", p.where, err))
 	}
 	return p, nil
+}
+
+// slackConfigMap names the ConfigMap of the Slack state kept beside the
+// release state's ConfigMap.
+func slackConfigMap(state string) string { return state + "-slack" }
+
+// freezeConfigMap names the ConfigMap of the change freeze's record beside
+// the release state's ConfigMap.
+func freezeConfigMap(state string) string { return state + "-freeze" }
+
+// shareFreezeProgress keeps the freeze's record in a ConfigMap when the
+// release state is in one, so that every replica shares it: a webhook that
+// lands on a follower records its PR there, and a new leader's lift knows
+// which labels the freeze added.
+func shareFreezeProgress(ctx context.Context, ops *freezeOps, kc *kubeConn, stateConfigMap string) error {
+	if ops == nil || kc == nil || stateConfigMap == "" {
+		return nil
+	}
+	p, err := store.NewConfigMapProgress(kc.client, kc.namespace, freezeConfigMap(stateConfigMap))
+	if err != nil {
+		return &exitError{code: exitBadInput, err: err}
+	}
+	if _, err := p.Load(ctx); err != nil {
+		return kubeError(fmt.Errorf("freeze progress %s: %w", p, err))
+	}
+	ops.freeze.Progress = p
+	return nil
 }
 
 // configMapParts are the parts on the state ConfigMap name, without the
@@ -246,6 +294,21 @@ func configMapParts(cfg config.Config, kc *kubeConn, name string) (*parts, error
 		return nil, &exitError{code: exitBadInput, err: err}
 	}
 	return &parts{plan: &cfg.Plan, store: cm, where: "ConfigMap " + cm.String(), onConfigMap: true}, nil
+}
+
+// openHTTPRoute returns the router on the HTTPRoute, having read its weight
+// once, so that a wrong name, a missing backendRef or missing RBAC stops the
+// command before anything moves.
+func openHTTPRoute(ctx context.Context, kc *kubeConn, o kubeOptions, log *slog.Logger) (*traffic.HTTPRoute, error) {
+	rt, err := traffic.NewHTTPRoute(kc.config, traffic.HTTPRouteOptions{Namespace: kc.namespace, Name: o.httpRoute,
+		CanaryService: o.canaryService, StableService: o.stableService, Logger: log})
+	if err != nil {
+		return nil, &exitError{code: exitBadInput, err: err}
+	}
+	if _, err := rt.Weight(ctx); err != nil {
+		return nil, kubeError(fmt.Errorf("--httproute %s: %w", o.httpRoute, err))
+	}
+	return rt, nil
 }
 
 // openIngress returns the router on the canary Ingress, having read its

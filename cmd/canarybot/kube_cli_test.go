@@ -16,6 +16,8 @@ import (
 
 	"github.com/canarybot/canarybot/config"
 	"github.com/canarybot/canarybot/evidence"
+	"github.com/canarybot/canarybot/forge"
+	"github.com/canarybot/canarybot/forge/forgetest"
 	"github.com/canarybot/canarybot/internal/testenv"
 	"github.com/canarybot/canarybot/preflight"
 	"github.com/canarybot/canarybot/rollout"
@@ -43,6 +45,56 @@ func TestCLIOnKubernetes(t *testing.T) {
 	t.Run("state commands", func(t *testing.T) { testStateCommandsOnConfigMap(t, cs, admin, noRights) })
 	t.Run("preflight", func(t *testing.T) { testPreflightOnCluster(t, cs, admin) })
 	t.Run("engine's gates", func(t *testing.T) { testWiredKubernetesPreflight(t, cs) })
+	t.Run("freeze record", func(t *testing.T) { testFreezeOnConfigMap(t, cs, admin) })
+}
+
+// testFreezeOnConfigMap: with the state in a ConfigMap, `canarybot freeze`
+// keeps its record in the ConfigMap beside it, so a freeze started in one
+// pod is seen and lifted from another (each with its own --state
+// directory), and only the labels the freeze added are removed.
+func testFreezeOnConfigMap(t *testing.T, cs kubernetes.Interface, admin string) {
+	clearGitHubEnv(t)
+	fake := forgetest.New(t, "acme", "exchange", 12)
+	fake.LabelPR(2, "hold-for-canary")
+	t.Setenv("GITHUB_TOKEN", "ghp_test")
+	t.Setenv("GITHUB_REPOSITORY", "acme/exchange")
+	t.Setenv("GITHUB_API_URL", fake.URL)
+	const cm = "canarybot-state-freezecli"
+	pod := func() []string {
+		dir := t.TempDir()
+		return []string{"--evidence-dir", dir, "--state", filepath.Join(dir, "state.db"), "--kubeconfig", admin,
+			"--state-configmap", cm, "--write-interval", "0s", "--mode", "statuses"}
+	}
+	podA, podB := pod(), pod()
+
+	out, code := cli(t, append([]string{"freeze", "start", "v1.4.0"}, podA...)...)
+	if code != exitComplete || !strings.Contains(out, "11 labelled by the freeze") {
+		t.Fatalf("freeze start in pod A: exit %d\n%s", code, out)
+	}
+	rec, err := store.NewConfigMapProgress(cs, testenv.KubeNamespace, cm+"-freeze")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := rec.Load(t.Context())
+	if err != nil || st.Phase != forge.PhaseFrozen || len(st.PRs) != 12 {
+		t.Fatalf("the ConfigMap's freeze record: phase %q with %d PRs (%v), want frozen with 12", st.Phase, len(st.PRs), err)
+	}
+	out, code = cli(t, append([]string{"freeze", "status"}, podB...)...)
+	if code != exitComplete || !strings.Contains(out, "frozen, mode statuses") {
+		t.Fatalf("freeze status in pod B: exit %d\n%s", code, out)
+	}
+	out, code = cli(t, append([]string{"freeze", "lift"}, podB...)...)
+	if code != exitComplete || !strings.Contains(out, "11 labels removed, 1 kept") {
+		t.Fatalf("freeze lift in pod B: exit %d\n%s", code, out)
+	}
+	if got := fake.PRLabels(2); !slices.Contains(got, "hold-for-canary") {
+		t.Errorf("the label a person put on #2 before the freeze was removed: %v", got)
+	}
+	for _, p := range [][]string{podA, podB} {
+		if _, err := os.Stat(filepath.Join(filepath.Dir(p[3]), "canarybot-freeze.json")); !os.IsNotExist(err) {
+			t.Errorf("a progress file was written beside %s: %v", p[3], err)
+		}
+	}
 }
 
 func testStateCommandsOnConfigMap(t *testing.T, cs kubernetes.Interface, admin, noRights string) {

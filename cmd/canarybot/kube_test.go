@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -22,9 +23,14 @@ import (
 
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/canarybot/canarybot/bot"
+	"github.com/canarybot/canarybot/bot/slackfake"
 	"github.com/canarybot/canarybot/config"
 	"github.com/canarybot/canarybot/demo"
 	"github.com/canarybot/canarybot/internal/testenv"
@@ -373,6 +379,7 @@ func TestKubernetesWiring(t *testing.T) {
 	t.Run("bad input", func(t *testing.T) { testKubeBadInput(t, l) })
 	t.Run("observed share", func(t *testing.T) { testShareObserver(t, l) })
 	t.Run("run", func(t *testing.T) { testRunOnKubernetes(t, l) })
+	t.Run("run on an HTTPRoute", func(t *testing.T) { testRunOnHTTPRoute(t, l) })
 	t.Run("serve takeover", func(t *testing.T) { testServeTakeover(t, l) })
 }
 
@@ -446,12 +453,113 @@ func testRunOnKubernetes(t *testing.T, l *kubeLab) {
 	}
 }
 
+// testRunOnHTTPRoute: `canarybot run --httproute` drives a whole release on
+// a Gateway API HTTPRoute (Gateway API's standard CRDs installed from the
+// module the router is built against): the two Services' weights end at
+// canary 100 in every rule that sends to them, the team's other rule and
+// filter untouched.
+func testRunOnHTTPRoute(t *testing.T, l *kubeLab) {
+	ctx := t.Context()
+	dir, err := testenv.ModuleDir(ctx, "sigs.k8s.io/gateway-api")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "config", "crd", "standard", "gateway.networking.k8s.io_httproutes.yaml"))
+	if err != nil || len(files) != 1 {
+		t.Fatalf("the HTTPRoute CRD in %s: %v %v", dir, files, err)
+	}
+	crds, err := testenv.LoadCRDs(files...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := testenv.InstallCRDs(ctx, l.k.Config(l.k.AdminToken), crds...); err != nil {
+		t.Fatal(err)
+	}
+	dyn, err := dynamic.NewForConfig(l.k.Config(l.k.AdminToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	routes := dyn.Resource(schema.GroupVersionResource{Group: "gateway.networking.k8s.io", Version: "v1", Resource: "httproutes"}).Namespace(testenv.KubeNamespace)
+	f, err := os.Open(filepath.Join("..", "..", "traffic", "testdata", "httproute", "spark.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	route := &unstructured.Unstructured{}
+	err = utilyaml.NewYAMLOrJSONDecoder(f, 4096).Decode(&route.Object)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	route.SetName("spark-run")
+	route.SetNamespace(testenv.KubeNamespace)
+	if _, err := routes.Create(ctx, route, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cm := "canarybot-state-route"
+	st, err := store.NewConfigMap(l.cs, testenv.KubeNamespace, cm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		out  string
+		code int
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, code := cli(t, "run", "v2.1.0", "--config", "testdata/kube.yaml", "--evidence-dir", l.dir, "--as", "alice",
+			"--kubeconfig", l.kubeconfig, "--prometheus", l.prom, "--state-configmap", cm,
+			"--httproute", "spark-run", "--canary-service", "spark-canary", "--stable-service", "spark")
+		done <- result{out, code}
+	}()
+	waitRelease(t, st, "v2.1.0", "go/no-go", func(r *rollout.Release) bool { return r.Phase == rollout.Phase(rollout.StepGoNoGo) })
+	if out, code := cli(t, "go", "--release", "v2.1.0", "--config", "testdata/kube.yaml", "--as", "alice",
+		"--kubeconfig", l.kubeconfig, "--state-configmap", cm, "--wait", "60s"); code != exitComplete {
+		t.Fatalf("`canarybot go`: exit %d\n%s", code, out)
+	}
+	var res result
+	select {
+	case res = <-done:
+	case <-time.After(90 * time.Second):
+		t.Fatal("run did not finish within 90 s")
+	}
+	if res.code != exitComplete || !strings.Contains(res.out, "traffic on HTTPRoute spark/spark-run") {
+		t.Fatalf("run exit %d, want 0 on the HTTPRoute:\n%s", res.code, tail(res.out, 40))
+	}
+	final, err := routes.Get(ctx, "spark-run", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules, _, _ := unstructured.NestedSlice(final.Object, "spec", "rules")
+	want := map[string]map[string]int64{"api": {"spark": 0, "spark-canary": 100}, "ws": {"spark": 0, "spark-canary": 100}, "docs": {"docs": -1}}
+	for _, r := range rules {
+		rule := r.(map[string]any)
+		name, _ := rule["name"].(string)
+		refs, _ := rule["backendRefs"].([]any)
+		for _, b := range refs {
+			ref := b.(map[string]any)
+			svc := ref["name"].(string)
+			w, has := ref["weight"].(int64)
+			switch exp := want[name][svc]; {
+			case exp < 0 && has && w != 1:
+				t.Errorf("rule %s: the %s backend's weight was changed to %d", name, svc, w)
+			case exp >= 0 && w != exp:
+				t.Errorf("rule %s: %s weight %d, want %d", name, svc, w, exp)
+			}
+		}
+	}
+	if _, ok, _ := unstructured.NestedSlice(rules[0].(map[string]any), "filters"); !ok {
+		t.Error("the api rule's filter was lost")
+	}
+}
+
 // testServeTakeover: two serve replicas share the state ConfigMap, the
 // Ingress and the Lease. The release is started through the leader; the
 // follower answers status, refuses /canary start naming the leader, and
 // forwards the IC's GO through the shared queue. The leader is stopped
 // mid-stage (its context ends, as on SIGTERM); the follower takes over and
 // finishes the release, and every weight change reaches the Ingress once.
+// The war-room is in Slack: the new leader delivers what the old one
+// queued, posts nothing twice, and each stage's message keeps every row.
 func testServeTakeover(t *testing.T, l *kubeLab) {
 	ing := l.canaryIngress(t)
 	weights, seen := l.watchWeights(t, ing)
@@ -461,7 +569,25 @@ func testServeTakeover(t *testing.T, l *kubeLab) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	common := []string{"--ingress", ing.Name, "--stable-ingress", "spark", "--state-configmap", cm, "--lease-name", lease}
+	// The war-room is in Slack: its state lives in the ConfigMap beside the
+	// release state's, so the new leader delivers what the old one queued
+	// and keeps the tables' rows.
+	fake := slackfake.New(t)
+	t.Setenv("SLACK_BOT_TOKEN", "xoxb-kube-test")
+	cfgFile := filepath.Join(t.TempDir(), "kube-slack.yaml")
+	base, err := os.ReadFile("testdata/kube.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfgFile, append(base, "slack:\n  channel: "+slackfake.ChannelID+"\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	slackState, err := store.NewConfigMapSlack(l.cs, testenv.KubeNamespace, cm+"-slack")
+	if err != nil {
+		t.Fatal(err)
+	}
+	common := []string{"--ingress", ing.Name, "--stable-ingress", "spark", "--state-configmap", cm, "--lease-name", lease,
+		"--config", cfgFile, "--slack-api-url", fake.APIURL()}
 	clk := &slackClock{}
 	clk.ts.Store(time.Now().Unix() - 60)
 
@@ -531,26 +657,48 @@ func testServeTakeover(t *testing.T, l *kubeLab) {
 	if _, n := leaseHolder(t, l.cs, lease); n < 1 {
 		t.Errorf("lease transitions %d, want a hand-over", n)
 	}
-	// Both replicas printed the table: the leader's rows before the stop,
-	// the follower's after, and none was lost. (A row the leader printed
-	// but had not recorded as printed is printed again by the follower: the
-	// terminal cannot look back. The Slack outbox does; see ha's tests.)
-	rowsA, rowsB := tableRows(a.out.String()), tableRows(b.out.String())
-	if len(rowsA) == 0 || len(rowsB) == 0 || len(rowsA)+len(rowsB) < len(r.Rows) {
-		t.Errorf("table rows: %d from replica-a, %d from replica-b, the release has %d; want both to have driven it and none lost",
-			len(rowsA), len(rowsB), len(r.Rows))
-	}
-}
-
-// tableRows are the war-room table's rows a replica printed.
-func tableRows(out string) []string {
-	var rows []string
-	for _, line := range strings.Split(out, "\n") {
-		if strings.Count(line, " | ") >= 9 && !strings.HasPrefix(line, "HH:MM") {
-			rows = append(rows, line)
+	// Slack: the new leader's outbox delivers everything, nothing twice,
+	// and every stage's message has all its rows, stage 2's from both
+	// leaders.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		pending, err := slackState.Pending(t.Context())
+		if err == nil && len(pending) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the Slack outbox still holds %d messages 30 s after the release ended (%v)", len(pending), err)
 		}
 	}
-	return rows
+	posted := map[string]int{}
+	for _, m := range fake.Messages() {
+		var md struct {
+			Payload map[string]any `json:"event_payload"`
+		}
+		if err := json.Unmarshal([]byte(m.Metadata), &md); err != nil {
+			t.Fatalf("message %s has no outbox metadata: %v", m.TS, err)
+		}
+		posted[fmt.Sprint(md.Payload["ref"])]++
+	}
+	for ref, n := range posted {
+		if n > 1 {
+			t.Errorf("Slack message %s was posted %d times", ref, n)
+		}
+	}
+	if len(posted) == 0 {
+		t.Error("nothing reached Slack")
+	}
+	for stage := 1; stage <= len(r.StageStarts); stage++ {
+		want := 0
+		for _, row := range r.Rows {
+			if row.Stage == stage {
+				want++
+			}
+		}
+		m, ok, err := slackState.StageMessage(t.Context(), r.ID, stage)
+		if err != nil || !ok || len(m.Rows) != want {
+			t.Errorf("stage %d's Slack message keeps %d rows (found %v, %v), want the release's %d", stage, len(m.Rows), ok, err, want)
+		}
+	}
 }
 
 // testKubeBadInput: what a person must fix stops the command before

@@ -118,6 +118,9 @@ func runRelease(ctx context.Context, g *globals, version string, o runOptions) e
 	if err != nil {
 		return err
 	}
+	if err := shareFreezeProgress(ctx, freeze, kc, o.kube.stateConfigMap); err != nil {
+		return err
+	}
 	if pp.wiring, err = newGateWiring(cfg, productionGateEnv(log), freeze); err != nil {
 		return err
 	}

@@ -127,12 +127,15 @@ func serve(ctx context.Context, g *globals, listenSet bool, o serveOptions) erro
 		return err
 	}
 	kube := o.engine.kube
-	hosting := o.engine.stable != "" || o.engine.canary != "" || kube.ingress != ""
+	hosting := o.engine.stable != "" || o.engine.canary != "" || kube.ingress != "" || kube.httpRoute != ""
 	if kube.leaderElectSet && kube.leaderElect && !hosting {
-		return badInput("--leader-elect elects the replica that runs releases, and this serve runs none: add --ingress (or --stable and --canary)")
+		return badInput("--leader-elect elects the replica that runs releases, and this serve runs none: add --ingress or --httproute (or --stable and --canary)")
 	}
 	kc, err := connectKube(kube)
 	if err != nil {
+		return err
+	}
+	if err := shareFreezeProgress(ctx, freeze, kc, kube.stateConfigMap); err != nil {
 		return err
 	}
 	if kube.stateConfigMap != "" && !hosting {
