@@ -55,7 +55,18 @@ const (
 	keyRevisionPrefix  = "revision."
 	keyInboxPrefix     = "inbox."
 	keyHeartbeatPrefix = "heartbeat."
+	// keyEndedPrefix marks a release that has ended (complete, rolled back
+	// or aborted) with when it did, in plain text: what pruning sorts by
+	// without unpacking records.
+	keyEndedPrefix = "ended."
 )
+
+// keptEndedReleases is how many ended releases the ConfigMap keeps beside
+// the current one. Each is about 30 KB gzipped: without a bound, the
+// ConfigMap would reach its 1 MiB limit after some thirty releases and
+// every write of the next release would fail. An older release's record
+// is in its evidence directory; `status` of it answers "no release".
+const keptEndedReleases = 5
 
 // maxConfigMapBytes is the API server's limit on a ConfigMap's data and
 // binaryData together (corev1 validation's MaxConfigMapSize).
@@ -137,7 +148,7 @@ func (s *ConfigMap) apiError(verb string, err error) error {
 // changed since.
 func (s *ConfigMap) write(ctx context.Context, cm *corev1.ConfigMap) error {
 	if n := size(cm); n > maxConfigMapBytes {
-		return fmt.Errorf("%w: %s would hold %d bytes, the limit is %d: start the next release with a fresh --state, or keep state in bbolt",
+		return fmt.Errorf("%w: %s would hold %d bytes, the limit is %d: the release is too long for a ConfigMap (a slower tick or fewer first-night snapshots shrink it), or keep the state in bbolt with --state-configmap \"\"",
 			ErrTooLarge, s, n, maxConfigMapBytes)
 	}
 	cms := s.client.CoreV1().ConfigMaps(s.namespace)
@@ -318,6 +329,10 @@ func (s *ConfigMap) Save(ctx context.Context, r *rollout.Release) error {
 		cm.BinaryData[relKey] = data
 		cm.Data[keyRevisionPrefix+r.ID] = strconv.FormatInt(next.Revision, 10)
 		cm.Data[keyCurrent] = r.ID
+		if next.Phase.Terminal() {
+			cm.Data[keyEndedPrefix+r.ID] = next.PhaseStarted.UTC().Format(time.RFC3339Nano)
+		}
+		pruneEnded(cm, r.ID)
 		return nil
 	})
 	if err != nil {
@@ -325,6 +340,53 @@ func (s *ConfigMap) Save(ctx context.Context, r *rollout.Release) error {
 	}
 	r.Revision = next.Revision
 	return nil
+}
+
+// pruneEnded drops all but the keptEndedReleases most recently ended
+// releases other than current, with their inbox and heartbeat. A release
+// that has not ended is never dropped. Releases stored before ended keys
+// existed get theirs from their record, once.
+func pruneEnded(cm *corev1.ConfigMap, current string) {
+	type ended struct {
+		id string
+		at time.Time
+	}
+	var es []ended
+	for k := range cm.BinaryData {
+		id, ok := strings.CutPrefix(k, keyReleasePrefix)
+		if !ok || id == current {
+			continue
+		}
+		v, ok := cm.Data[keyEndedPrefix+id]
+		if !ok {
+			if len(cm.BinaryData) <= keptEndedReleases+1 {
+				continue // nothing to prune yet: spare the unpacking
+			}
+			r, err := decodeRelease(cm, id)
+			if err != nil || !r.Phase.Terminal() {
+				continue // kept: a damaged record is for a person to look at
+			}
+			v = r.PhaseStarted.UTC().Format(time.RFC3339Nano)
+			cm.Data[keyEndedPrefix+id] = v
+		}
+		at, _ := time.Parse(time.RFC3339Nano, v) // unreadable: oldest
+		es = append(es, ended{id, at})
+	}
+	if len(es) <= keptEndedReleases {
+		return
+	}
+	slices.SortFunc(es, func(a, b ended) int {
+		if c := b.at.Compare(a.at); c != 0 {
+			return c
+		}
+		return strings.Compare(b.id, a.id)
+	})
+	for _, e := range es[keptEndedReleases:] {
+		delete(cm.BinaryData, keyReleasePrefix+e.id)
+		for _, prefix := range []string{keyRevisionPrefix, keyInboxPrefix, keyHeartbeatPrefix, keyEndedPrefix} {
+			delete(cm.Data, prefix+e.id)
+		}
+	}
 }
 
 // Enqueue queues a command for the engine running the release; "" means the

@@ -331,6 +331,23 @@ func randomBytes(t *testing.T, n int) []byte {
 // 30 s tick with two 15-minute holds, and the 34 first-night snapshots, each
 // row with the eight signals and their queries.
 func TestAWholeReleaseFitsInAConfigMap(t *testing.T) {
+	r := wholeRelease(t)
+	data, err := encodeRelease(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A quarter of the limit leaves room for pending evidence, the inbox
+	// and a longer release (more holds, a slower tick).
+	if len(data) > maxConfigMapBytes/4 {
+		t.Errorf("a whole release (%d rows) encodes to %d bytes, over a quarter of the ConfigMap's %d", len(r.Rows), len(data), maxConfigMapBytes)
+	}
+	t.Logf("%d rows: %d bytes gzipped", len(r.Rows), len(data))
+}
+
+// wholeRelease is a release of the default plan that ran every stage and
+// the first night: a row and a log line per tick.
+func wholeRelease(t *testing.T) *rollout.Release {
+	t.Helper()
 	plan := config.Default()
 	r := &rollout.Release{ID: "v1.4.0", Version: "v1.4.0", Phase: rollout.PhaseComplete}
 	at := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
@@ -351,14 +368,77 @@ func TestAWholeReleaseFitsInAConfigMap(t *testing.T) {
 		r.Rows = append(r.Rows, row)
 		r.Log = append(r.Log, rollout.LogEntry{At: row.At, User: "canarybot", Kind: rollout.LogDecision, Text: "stage 3 (25%): Continue — dwell not over"})
 	}
-	data, err := encodeRelease(r)
+	return r
+}
+
+// TestConfigMapKeepsTheLatestEndedReleases: release after release, the
+// state ConfigMap keeps the current release and the keptEndedReleases that
+// ended last, with their inboxes and heartbeats; older ones go, and a
+// release that never ended (left mid-stage) is kept. Forty whole releases
+// stay far from the 1 MiB limit.
+func TestConfigMapKeepsTheLatestEndedReleases(t *testing.T) {
+	ctx := t.Context()
+	s, cs := configMapStore(t)
+	start := time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC)
+	stuck := &rollout.Release{ID: "v0.9.0", Version: "v0.9.0", Phase: rollout.PhaseStage, Stage: 2, Weight: 5, PhaseStarted: start}
+	if err := s.Save(ctx, stuck); err != nil {
+		t.Fatal(err)
+	}
+	whole := wholeRelease(t)
+	const releases = 40
+	largest := 0
+	for i := range releases {
+		id := fmt.Sprintf("v1.%d.0", i)
+		r := &rollout.Release{ID: id, Version: id, Phase: rollout.PhaseStage, Stage: 1, Weight: 1, PhaseStarted: start.Add(time.Duration(i) * 24 * time.Hour)}
+		if err := s.Save(ctx, r); err != nil {
+			t.Fatalf("release %d: %v", i, err)
+		}
+		if err := s.Enqueue(ctx, id, rollout.Command{ID: "c-" + id, Kind: rollout.CmdHold, User: "ic"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Heartbeat(ctx, id, r.PhaseStarted); err != nil {
+			t.Fatal(err)
+		}
+		r.Rows, r.Log = whole.Rows, whole.Log
+		r.Phase, r.PhaseStarted = rollout.PhaseComplete, r.PhaseStarted.Add(3*time.Hour)
+		if err := s.Save(ctx, r); err != nil {
+			t.Fatalf("release %d ending: %v", i, err)
+		}
+		cm, err := cs.CoreV1().ConfigMaps(s.namespace).Get(ctx, s.name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		largest = max(largest, size(cm))
+	}
+	if largest > maxConfigMapBytes/2 {
+		t.Errorf("after %d releases the ConfigMap reached %d bytes, over half its limit", releases, largest)
+	}
+	if r, err := s.Load(ctx, stuck.ID); err != nil || r.Phase != rollout.PhaseStage {
+		t.Errorf("the release left mid-stage: %v, %v; want it kept", r, err)
+	}
+	cm, err := cs.CoreV1().ConfigMaps(s.namespace).Get(ctx, s.name, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A quarter of the limit leaves room for pending evidence, the inbox
-	// and a longer release (more holds, a slower tick).
-	if len(data) > maxConfigMapBytes/4 {
-		t.Errorf("a whole release (%d rows) encodes to %d bytes, over a quarter of the ConfigMap's %d", ticks, len(data), maxConfigMapBytes)
+	for i := range releases {
+		id := fmt.Sprintf("v1.%d.0", i)
+		_, err := s.Load(ctx, id)
+		kept := i >= releases-1-keptEndedReleases
+		switch {
+		case kept && err != nil:
+			t.Errorf("%s, among the latest, is gone: %v", id, err)
+		case !kept && !errors.Is(err, rollout.ErrNotFound):
+			t.Errorf("%s, older than the latest %d, is still there (%v)", id, keptEndedReleases, err)
+		case !kept:
+			for _, prefix := range []string{keyRevisionPrefix, keyInboxPrefix, keyHeartbeatPrefix, keyEndedPrefix} {
+				if _, ok := cm.Data[prefix+id]; ok {
+					t.Errorf("%s's %s key is left behind", id, prefix)
+				}
+			}
+		}
 	}
-	t.Logf("%d rows: %d bytes gzipped", ticks, len(data))
+	if cur, err := s.Load(ctx, ""); err != nil || cur.ID != fmt.Sprintf("v1.%d.0", releases-1) {
+		t.Errorf("current release %v, %v; want the last one", cur, err)
+	}
+	t.Logf("%d whole releases: at most %d bytes", releases, largest)
 }
