@@ -23,8 +23,11 @@ demo: build
 deps:
 	./scripts/deps.sh
 
+# -timeout: on a machine with a cold build cache, deploy's image test
+# compiles the whole binary inside the image build beside the other
+# packages' tests; go test's default of 10 minutes is too tight for that.
 test: deps
-	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -timeout 30m ./...
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

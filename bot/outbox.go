@@ -258,14 +258,28 @@ func (o *Outbox) Run(ctx context.Context) error {
 		o.wakeMu.Unlock()
 	}()
 	wake := o.wakeChan()
+	var storeWait time.Duration
 	for {
 		var timer <-chan time.Time
 		err := o.Flush(ctx)
-		if d, ok := errors.AsType[*DeferredError](err); ok {
+		d, deferred := errors.AsType[*DeferredError](err)
+		switch {
+		case deferred:
+			storeWait = 0
 			timer = o.clock().After(max(d.Until.Sub(o.clock().Now()), 0))
-		} else if err != nil && ctx.Err() == nil {
-			o.logger().Error("slack outbox: delivery stopped; retrying", "err", err)
-			timer = o.clock().After(o.maxBackoff())
+		case err != nil && ctx.Err() == nil:
+			wait := o.maxBackoff()
+			if errors.Is(err, errStore) {
+				// The store may be an API server (a ConfigMap shared by
+				// replicas): a blip must not silence the war-room for
+				// minutes, so its retries start at a second.
+				storeWait = min(max(2*storeWait, time.Second), o.maxBackoff())
+				wait = storeWait
+			}
+			o.logger().Error("slack outbox: delivery stopped; retrying", "err", err, "in", wait)
+			timer = o.clock().After(wait)
+		default:
+			storeWait = 0
 		}
 		select {
 		case <-ctx.Done():
@@ -356,6 +370,12 @@ func (o *Outbox) deliver(ctx context.Context, e OutboxEntry, later []OutboxEntry
 	rec, found, err := o.Store.Message(ctx, ref)
 	if err != nil {
 		return storeErr("read message "+ref, err)
+	}
+	if e.Op == OutboxPost && rec.TS != "" {
+		// Posted and recorded already (by a run that was stopped before it
+		// took the entry off the queue, or by another replica): only the
+		// finishing is left.
+		return o.finish(ctx, e, OutboxOutcome{})
 	}
 	unknown := !found && o.LookupUnknown
 	if !found {

@@ -747,6 +747,39 @@ func TestRollbackNotBlockedByNotifier(t *testing.T) {
 	}
 }
 
+// TestRollbackWhenTheWeightCannotBeRead: the router cannot read its share
+// (a route edited by hand mid-incident) when a breach comes; the rollback
+// sets 0 anyway instead of failing on the reading it would replace.
+func TestRollbackWhenTheWeightCannotBeRead(t *testing.T) {
+	plan := shortPlan()
+	st, w := newMemStore(), newWorld()
+	clk := clock.NewFake(t0)
+	breach := scriptedMetrics{plan: plan, value: func(signal string, baseline bool, at time.Time) (float64, error) {
+		if baseline {
+			return cspBaseline, nil
+		}
+		if signal == "api_p95" && at.After(t0.Add(3*time.Minute)) {
+			w.mu.Lock()
+			w.unreadable = true
+			w.mu.Unlock()
+			return 0.450, nil
+		}
+		return runbookExample[0][signal], nil
+	}}
+	rn := newRunner(plan, st, w, clk, breach, scriptedIC{store: st, user: "alice"})
+	ctx := context.Background()
+	if _, err := rn.Start(ctx, "rel", "v1.4.0", "alice", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := rn.Run(ctx, "rel")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Phase != rollout.PhaseRolledBack || w.weight != 0 {
+		t.Fatalf("phase %s, router weight %d; want rolled back at 0", r.Phase, w.weight)
+	}
+}
+
 // failingNotifier fails every message from a point in time on.
 type failingNotifier struct {
 	after time.Time

@@ -456,7 +456,14 @@ func (rn *Runner) execute(ctx context.Context, e Effect) error {
 	case EffectWeight:
 		cur, err := rn.Traffic.Weight(ctx)
 		if err != nil {
-			return fmt.Errorf("read canary weight: %w", err)
+			if e.Weight != 0 {
+				return fmt.Errorf("read canary weight: %w", err)
+			}
+			// A rollback does not wait for a reading of the weight it
+			// replaces: a router that cannot say its share (a route
+			// edited by hand mid-incident) is exactly when it must go.
+			rn.logger().Warn("canary weight unreadable before the rollback; setting 0 anyway", "err", err)
+			cur = -1
 		}
 		if cur != e.Weight {
 			if err := rn.Traffic.SetWeight(ctx, e.Weight); err != nil {

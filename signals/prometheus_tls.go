@@ -103,7 +103,7 @@ func (f tlsFiles) describe(err error) error {
 		return &tlsError{cause: err, msg: fmt.Sprintf("Prometheus refused the TLS connection (%v): %s", oerr, f.clientCertAdvice())}
 	}
 	if f.asked.Load() && droppedConnection(err) {
-		return &tlsError{cause: err, msg: fmt.Sprintf("Prometheus asked for a client certificate (mutual TLS), then dropped the connection before answering (%v), which is how it refuses one: %s", unwrapURL(err), f.clientCertAdvice())}
+		return &tlsError{cause: err, msg: fmt.Sprintf("Prometheus asked for a client certificate (mutual TLS), then dropped the connection before answering (%v), which is how it refuses one — unless it was stopping or restarting just then: %s", unwrapURL(err), f.clientCertAdvice())}
 	}
 	return nil
 }

@@ -42,6 +42,10 @@ var (
 	ErrForbidden = errors.New("not allowed by the cluster's RBAC")
 	// ErrBadID: a release ID that cannot name a ConfigMap key.
 	ErrBadID = errors.New("release ID cannot be stored in a ConfigMap")
+	// ErrPruned: the release ended and was dropped to keep the ConfigMap
+	// small. Its ID is not free: a new release under it would reopen the
+	// old one's evidence and be taken for it by the Slack state.
+	ErrPruned = errors.New("release was dropped from the ConfigMap")
 )
 
 // Keys of the state ConfigMap. A release's record is gzipped JSON in
@@ -59,7 +63,14 @@ const (
 	// or aborted) with when it did, in plain text: what pruning sorts by
 	// without unpacking records.
 	keyEndedPrefix = "ended."
+	// keyPruned lists the IDs of dropped releases, one per line, oldest
+	// first, at most keptPrunedIDs.
+	keyPruned = "pruned"
 )
+
+// keptPrunedIDs bounds the remembered IDs of dropped releases: years of
+// releases, ~20 KB.
+const keptPrunedIDs = 1000
 
 // keptEndedReleases is how many ended releases the ConfigMap keeps beside
 // the current one. Each is about 30 KB gzipped: without a bound, the
@@ -299,7 +310,12 @@ func (s *ConfigMap) Load(ctx context.Context, id string) (*rollout.Release, erro
 	if id == "" {
 		return nil, rollout.ErrNotFound
 	}
-	return decodeRelease(cm, id)
+	r, err := decodeRelease(cm, id)
+	if errors.Is(err, rollout.ErrNotFound) && slices.Contains(strings.Split(cm.Data[keyPruned], "\n"), id) {
+		return nil, fmt.Errorf("%w: release %s ended and was dropped from ConfigMap %s, which keeps the %d releases that ended last; its record is in its evidence directory",
+			ErrPruned, id, s, keptEndedReleases)
+	}
+	return r, err
 }
 
 // Save stores the release if nobody saved it since it was loaded, and makes
@@ -381,12 +397,23 @@ func pruneEnded(cm *corev1.ConfigMap, current string) {
 		}
 		return strings.Compare(b.id, a.id)
 	})
+	var pruned []string
+	if v := cm.Data[keyPruned]; v != "" {
+		pruned = strings.Split(v, "\n")
+	}
 	for _, e := range es[keptEndedReleases:] {
 		delete(cm.BinaryData, keyReleasePrefix+e.id)
 		for _, prefix := range []string{keyRevisionPrefix, keyInboxPrefix, keyHeartbeatPrefix, keyEndedPrefix} {
 			delete(cm.Data, prefix+e.id)
 		}
+		if !slices.Contains(pruned, e.id) {
+			pruned = append(pruned, e.id)
+		}
 	}
+	if len(pruned) > keptPrunedIDs {
+		pruned = pruned[len(pruned)-keptPrunedIDs:]
+	}
+	cm.Data[keyPruned] = strings.Join(pruned, "\n")
 }
 
 // Enqueue queues a command for the engine running the release; "" means the

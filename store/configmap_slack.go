@@ -310,9 +310,9 @@ func (s *ConfigMapSlack) Handled(ctx context.Context, key string) (bool, error) 
 	if _, found := slices.BinarySearch(handled, key); found {
 		return true, nil
 	}
-	if i := strings.LastIndexByte(key, '/'); i > 0 && slices.Contains(pruned, key[:i]) {
+	if release, ok := releaseOwner(key, idSet(pruned)); ok {
 		s.logger().Info("slack state: ignoring an event of a release whose Slack state was pruned",
-			"configmap", s.String(), "key", key, "release", key[:i])
+			"configmap", s.String(), "key", key, "release", release)
 		return true, nil
 	}
 	return false, nil
@@ -362,6 +362,15 @@ func (d slackDoc) record(key string, now time.Time, c bot.SlackChange) (ignored 
 	if release != "" && slices.Contains(pruned, release) {
 		return release, errNoChange
 	}
+	var handled []string
+	if err := d.read(slackKeyHandled, &handled); err != nil {
+		return "", err
+	}
+	if _, found := slices.BinarySearch(handled, key); found {
+		// Another notifier (the old leader, in a handover) recorded it
+		// since Handled said no: its state is as new as this one's.
+		return "", errNoChange
+	}
 	var touched []string
 	for _, m := range c.Stages {
 		touched = append(touched, m.Release)
@@ -403,15 +412,8 @@ func (d slackDoc) record(key string, now time.Time, c bot.SlackChange) (ignored 
 	if _, err := d.enqueue(now, c.Messages); err != nil {
 		return "", err
 	}
-	var handled []string
-	if err := d.read(slackKeyHandled, &handled); err != nil {
-		return "", err
-	}
-	if i, found := slices.BinarySearch(handled, key); !found {
-		handled = slices.Insert(handled, i, key)
-		return "", d.write(slackKeyHandled, handled, false)
-	}
-	return "", nil
+	i, _ := slices.BinarySearch(handled, key)
+	return "", d.write(slackKeyHandled, slices.Insert(handled, i, key), false)
 }
 
 // QueueMessages implements bot.OutboxStore.

@@ -130,6 +130,12 @@ func (h *HTTPRoute) Weight(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	if rolledBack(splits) {
+		// Rolled back, whatever else the rules hold (a third backend,
+		// stable weights that differ): reading 0 lets a rolled-back
+		// release resume on a route a person then reshaped.
+		return 0, nil
+	}
 	if err := h.check(splits); err != nil {
 		return 0, err
 	}
@@ -371,6 +377,20 @@ func (h *HTTPRoute) percent(splits []split) (int, error) {
 }
 
 // canaryOff reports whether no rule gives the canary Service any weight.
+// rolledBack reports whether every rule that sends to the Services has the
+// canary at weight 0 and the stable Service taking traffic.
+func rolledBack(splits []split) bool {
+	if len(splits) == 0 {
+		return false
+	}
+	for _, s := range splits {
+		if s.canary < 0 || s.stable < 0 || s.canaryWeight != 0 || s.stableWeight <= 0 {
+			return false
+		}
+	}
+	return true
+}
+
 func canaryOff(splits []split) bool {
 	for _, s := range splits {
 		if s.canary >= 0 && s.canaryWeight != 0 {

@@ -330,6 +330,26 @@ func TestHTTPRouteRollbackIsOneWriteToZero(t *testing.T) {
 	}
 }
 
+// TestHTTPRouteReadsARolledBackOddRouteAsZero: a route the router cannot
+// read a share from (a weighted third backend) is still rolled back, and
+// once the canary is at 0 it reads 0, so that the engine's rollback and a
+// rolled-back release's reconciling go through.
+func TestHTTPRouteReadsARolledBackOddRouteAsZero(t *testing.T) {
+	k := gatewayKube(t)
+	dyn := dynamicClient(t, k.Config(k.AdminToken))
+	name := createRoute(t, dyn, "foreign-weighted")
+	router := newRouteRouter(t, k.Config(k.AdminToken), name)
+	if _, err := router.Weight(t.Context()); !errors.Is(err, ErrBadRoute) {
+		t.Fatalf("Weight of a route with a weighted third backend: %v, want ErrBadRoute", err)
+	}
+	if err := router.SetWeight(t.Context(), 0); err != nil {
+		t.Fatalf("rollback: %v", err)
+	}
+	if w, err := router.Weight(t.Context()); err != nil || w != 0 {
+		t.Errorf("Weight after the rollback: %d, %v; want 0", w, err)
+	}
+}
+
 // TestHTTPRouteKeepsAnotherWritersChanges: between two of the bot's
 // changes someone adds a filter to a rule the bot moves, a label, and a
 // rule of their own; the next change keeps all three.

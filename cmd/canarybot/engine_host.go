@@ -21,6 +21,7 @@ import (
 	"github.com/canarybot/canarybot/preflight"
 	"github.com/canarybot/canarybot/rollout"
 	"github.com/canarybot/canarybot/signals"
+	"github.com/canarybot/canarybot/store"
 	"github.com/canarybot/canarybot/traffic"
 )
 
@@ -311,7 +312,8 @@ func (h *engineHost) Start(ctx context.Context, version, ic string) (*rollout.Re
 		if errors.Is(err, rollout.ErrNotFound) {
 			break
 		}
-		if err != nil {
+		// A dropped release's ID stays taken (store.ErrPruned).
+		if err != nil && !errors.Is(err, store.ErrPruned) {
 			return nil, err
 		}
 		id = fmt.Sprintf("%s-%d", version, n)

@@ -297,15 +297,21 @@ func configMapParts(cfg config.Config, kc *kubeConn, name string) (*parts, error
 }
 
 // openHTTPRoute returns the router on the HTTPRoute, having read its weight
-// once, so that a wrong name, a missing backendRef or missing RBAC stops the
-// command before anything moves.
+// once, so that a wrong name or missing RBAC stops the command before
+// anything moves.
 func openHTTPRoute(ctx context.Context, kc *kubeConn, o kubeOptions, log *slog.Logger) (*traffic.HTTPRoute, error) {
 	rt, err := traffic.NewHTTPRoute(kc.config, traffic.HTTPRouteOptions{Namespace: kc.namespace, Name: o.httpRoute,
 		CanaryService: o.canaryService, StableService: o.stableService, Logger: log})
 	if err != nil {
 		return nil, &exitError{code: exitBadInput, err: err}
 	}
-	if _, err := rt.Weight(ctx); err != nil {
+	switch _, err := rt.Weight(ctx); {
+	case errors.Is(err, traffic.ErrBadRoute):
+		// A route reshaped by hand (mid-incident, say) must not keep the
+		// bot from starting: it can still roll back, and a promotion
+		// refuses with this same error.
+		log.Warn("the HTTPRoute's canary share cannot be read; only a rollback can move it until it is fixed", "route", rt.String(), "err", err)
+	case err != nil:
 		return nil, kubeError(fmt.Errorf("--httproute %s: %w", o.httpRoute, err))
 	}
 	return rt, nil
@@ -404,9 +410,22 @@ func newElector(kc *kubeConn, o kubeOptions, log *slog.Logger) (*ha.Elector, err
 // lead is what the leader does while it leads: host releases. It returns
 // once the engine has stopped, so that the Lease is given up only after.
 func (h *slackHandler) lead(ctx context.Context) {
+	// The leader's other parts stop with the engine host.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, run := range h.leading {
+		wg.Go(func() {
+			if err := run(ctx); err != nil && ctx.Err() == nil {
+				h.logger().Error("a leader's part stopped", "err", err)
+			}
+		})
+	}
 	if err := h.host.Run(ctx); err != nil {
 		h.logger().Error("engine host stopped", "err", err)
 	}
+	cancel()
+	wg.Wait()
 }
 
 // notLeader is the polite refusal of a replica that does not lead, "" on

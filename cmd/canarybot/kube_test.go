@@ -559,7 +559,8 @@ func testRunOnHTTPRoute(t *testing.T, l *kubeLab) {
 // mid-stage (its context ends, as on SIGTERM); the follower takes over and
 // finishes the release, and every weight change reaches the Ingress once.
 // The war-room is in Slack: the new leader delivers what the old one
-// queued, posts nothing twice, and each stage's message keeps every row.
+// queued, posts nothing twice (not even with a third replica started while
+// Slack fails and messages wait), and each stage's message keeps every row.
 func testServeTakeover(t *testing.T, l *kubeLab) {
 	ing := l.canaryIngress(t)
 	weights, seen := l.watchWeights(t, ing)
@@ -628,6 +629,23 @@ func testServeTakeover(t *testing.T, l *kubeLab) {
 	a.stop(t)
 	stopped := time.Now()
 	waitLeader(t, l.cs, lease, "replica-b")
+	// Slack fails for a while, so messages wait in the shared queue, and a
+	// third replica starts meanwhile, as in a rolling update: it follows,
+	// and must not deliver from the queue beside the leader. It talks to a
+	// Slack of its own, so anything it delivers shows there.
+	for _, method := range []string{"chat.postMessage", "chat.update"} {
+		fake.Fail(method, slackfake.ServerError(), slackfake.ServerError(), slackfake.ServerError(), slackfake.ServerError())
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if p, err := slackState.Pending(t.Context()); err == nil && len(p) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no message waited in the queue while Slack failed")
+		}
+	}
+	other := slackfake.New(t)
+	startServeReplica(t, l, "replica-c", append(slices.Clone(common), "--slack-api-url", other.APIURL())...)
 	r := waitRelease(t, st, "v3.0.0", "the release complete", func(r *rollout.Release) bool { return r.Phase.Terminal() })
 	if r.Phase != rollout.PhaseComplete {
 		t.Fatalf("release ended %s: %s", r.Phase, r.Last.Reason)
@@ -686,6 +704,11 @@ func testServeTakeover(t *testing.T, l *kubeLab) {
 	}
 	if len(posted) == 0 {
 		t.Error("nothing reached Slack")
+	}
+	for _, c := range other.Calls() {
+		if strings.HasPrefix(c.Method, "chat.") {
+			t.Errorf("the follower replica-c delivered from the shared queue: %s %q", c.Method, c.Text)
+		}
 	}
 	for stage := 1; stage <= len(r.StageStarts); stage++ {
 		want := 0

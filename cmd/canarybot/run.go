@@ -13,6 +13,7 @@ import (
 	"github.com/canarybot/canarybot/bot"
 	"github.com/canarybot/canarybot/evidence"
 	"github.com/canarybot/canarybot/rollout"
+	"github.com/canarybot/canarybot/store"
 )
 
 type runOptions struct {
@@ -146,6 +147,8 @@ func runRelease(ctx context.Context, g *globals, version string, o runOptions) e
 		if r, err = rn.Start(ctx, version, version, g.who(), t0); err != nil {
 			return err
 		}
+	case errors.Is(err, store.ErrPruned):
+		return badInput("%v; use another version, or another --state-configmap", err)
 	case err != nil:
 		return err
 	case r.Phase.Terminal():

@@ -164,7 +164,13 @@ func serve(ctx context.Context, g *globals, listenSet bool, o serveOptions) erro
 		if botToken != "" {
 			n := slackWarRoom(api, cfg, &plan, p, log)
 			n.Outbox.LookupUnknown = kube.leaderElect // a new leader finds what the old one posted
-			h.background = append(h.background, n.Outbox.Run)
+			if kube.leaderElect {
+				// The queue is shared by the replicas: only the leader
+				// delivers from it, or a follower would post too.
+				h.leading = append(h.leading, n.Outbox.Run)
+			} else {
+				h.background = append(h.background, n.Outbox.Run)
+			}
 			warroom = n
 		} else {
 			log.Warn("SLACK_BOT_TOKEN is not set: the war-room table goes to this process's output, not to Slack")
@@ -307,6 +313,8 @@ type slackHandler struct {
 	review []bot.ReviewItem
 	// background run beside the server until it stops (the outbox).
 	background []func(ctx context.Context) error
+	// leading run on the leader only, while it leads (with leader election).
+	leading []func(ctx context.Context) error
 	// elector, when set, says whether this replica leads; only the leader
 	// runs host.
 	elector *ha.Elector
