@@ -145,9 +145,11 @@ type world struct {
 	// was carried out.
 	store      *memStore
 	unrecorded []string
-	// unreadable makes Weight fail while the canary has traffic, as a
-	// router whose route was edited into a shape it cannot read.
-	unreadable bool
+	// From unreadableAfter on (on clk), Weight fails while the canary has
+	// traffic, as a router whose route was edited into a shape it cannot
+	// read.
+	unreadableAfter time.Time
+	clk             rollout.Clock
 }
 
 func (w *world) checkPersisted(what string, match func(rollout.Effect) bool) {
@@ -196,7 +198,7 @@ func (w *world) SetWeight(ctx context.Context, weight int) error {
 func (w *world) Weight(ctx context.Context) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.unreadable && w.weight != 0 {
+	if w.clk != nil && w.clk.Now().After(w.unreadableAfter) && w.weight != 0 {
 		return 0, errors.New("route spark: a third backend has weight 10: the canary's share is ambiguous")
 	}
 	return w.weight, nil

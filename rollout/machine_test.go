@@ -710,73 +710,66 @@ func TestManualHoldOutlastsTrendHold(t *testing.T) {
 	}
 }
 
-// TestRollbackNotBlockedByNotifier: with chat down, the weight still goes
-// to 0 first and the release ends rolled back; the messages wait aside.
-func TestRollbackNotBlockedByNotifier(t *testing.T) {
-	plan := shortPlan()
-	st, w := newMemStore(), newWorld()
-	clk := clock.NewFake(t0)
-	breach := scriptedMetrics{plan: plan, value: func(signal string, baseline bool, at time.Time) (float64, error) {
-		if baseline {
-			return cspBaseline, nil
-		}
-		if signal == "api_p95" && at.After(t0.Add(3*time.Minute)) {
-			return 0.450, nil
-		}
-		return runbookExample[0][signal], nil
-	}}
-	rn := newRunner(plan, st, w, clk, breach, scriptedIC{store: st, user: "alice"})
-	down := &failingNotifier{after: t0.Add(3 * time.Minute), clk: clk}
-	rn.Notifier = down
-	ctx := context.Background()
-	if _, err := rn.Start(ctx, "rel", "v1.4.0", "alice", time.Time{}); err != nil {
-		t.Fatal(err)
-	}
-	r, err := rn.Run(ctx, "rel")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.Phase != rollout.PhaseRolledBack || w.weight != 0 {
-		t.Fatalf("phase %s, router weight %d; want rolled back at 0", r.Phase, w.weight)
-	}
-	if len(r.Undelivered) == 0 {
-		t.Error("the failed announcements were dropped instead of set aside")
-	}
-	if _, ok := w.files["release_oneliner.txt"]; !ok {
-		t.Error("evidence was not written while chat was down")
-	}
-}
-
-// TestRollbackWhenTheWeightCannotBeRead: the router cannot read its share
-// (a route edited by hand mid-incident) when a breach comes; the rollback
-// sets 0 anyway instead of failing on the reading it would replace.
-func TestRollbackWhenTheWeightCannotBeRead(t *testing.T) {
-	plan := shortPlan()
-	st, w := newMemStore(), newWorld()
-	clk := clock.NewFake(t0)
-	breach := scriptedMetrics{plan: plan, value: func(signal string, baseline bool, at time.Time) (float64, error) {
-		if baseline {
-			return cspBaseline, nil
-		}
-		if signal == "api_p95" && at.After(t0.Add(3*time.Minute)) {
-			w.mu.Lock()
-			w.unreadable = true
-			w.mu.Unlock()
-			return 0.450, nil
-		}
-		return runbookExample[0][signal], nil
-	}}
-	rn := newRunner(plan, st, w, clk, breach, scriptedIC{store: st, user: "alice"})
-	ctx := context.Background()
-	if _, err := rn.Start(ctx, "rel", "v1.4.0", "alice", time.Time{}); err != nil {
-		t.Fatal(err)
-	}
-	r, err := rn.Run(ctx, "rel")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.Phase != rollout.PhaseRolledBack || w.weight != 0 {
-		t.Fatalf("phase %s, router weight %d; want rolled back at 0", r.Phase, w.weight)
+// TestRollbackNotBlocked: a breach rolls back to weight 0 even when what
+// surrounds the rollback fails: with chat down the weight still goes to 0
+// first and the release ends rolled back, the messages set aside; when the
+// router cannot read its share (a route edited by hand mid-incident), 0 is
+// set anyway instead of failing on the reading it would replace.
+func TestRollbackNotBlocked(t *testing.T) {
+	breachAt := t0.Add(3 * time.Minute)
+	for _, tc := range []struct {
+		name string
+		// arrange makes something fail from the breach on.
+		arrange func(rn *rollout.Runner, w *world, clk *clock.Fake)
+		check   func(t *testing.T, r *rollout.Release, w *world)
+	}{
+		{name: "chat down", arrange: func(rn *rollout.Runner, w *world, clk *clock.Fake) {
+			rn.Notifier = &failingNotifier{after: breachAt, clk: clk}
+		}, check: func(t *testing.T, r *rollout.Release, w *world) {
+			if len(r.Undelivered) == 0 {
+				t.Error("the failed announcements were dropped instead of set aside")
+			}
+			if _, ok := w.files["release_oneliner.txt"]; !ok {
+				t.Error("evidence was not written while chat was down")
+			}
+		}},
+		{name: "weight unreadable", arrange: func(rn *rollout.Runner, w *world, clk *clock.Fake) {
+			w.unreadableAfter, w.clk = breachAt, clk
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			plan := shortPlan()
+			st, w := newMemStore(), newWorld()
+			clk := clock.NewFake(t0)
+			breach := scriptedMetrics{plan: plan, value: func(signal string, baseline bool, at time.Time) (float64, error) {
+				if baseline {
+					return cspBaseline, nil
+				}
+				if signal == "api_p95" && at.After(breachAt) {
+					return 0.450, nil
+				}
+				return runbookExample[0][signal], nil
+			}}
+			rn := newRunner(plan, st, w, clk, breach, scriptedIC{store: st, user: "alice"})
+			tc.arrange(rn, w, clk)
+			// A rollback stuck retrying would run forever: bound the run
+			// (it takes milliseconds) so that it fails instead.
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if _, err := rn.Start(ctx, "rel", "v1.4.0", "alice", time.Time{}); err != nil {
+				t.Fatal(err)
+			}
+			r, err := rn.Run(ctx, "rel")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Phase != rollout.PhaseRolledBack || w.weight != 0 {
+				t.Fatalf("phase %s, router weight %d; want rolled back at 0", r.Phase, w.weight)
+			}
+			if tc.check != nil {
+				tc.check(t, r, w)
+			}
+		})
 	}
 }
 

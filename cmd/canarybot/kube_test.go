@@ -383,6 +383,43 @@ func TestKubernetesWiring(t *testing.T) {
 	t.Run("serve takeover", func(t *testing.T) { testServeTakeover(t, l) })
 }
 
+// runResult is what a `canarybot run` printed and its exit code.
+type runResult struct {
+	out  string
+	code int
+}
+
+// runWithGo runs `canarybot run version` on the state ConfigMap cm with the
+// router flags given, and gives the IC's GO from another process, as
+// `kubectl exec … canarybot go` sends it: queued on the ConfigMap, applied
+// by the running engine. It returns the state and the run's result.
+func (l *kubeLab) runWithGo(t *testing.T, version, cm string, router ...string) (*store.ConfigMap, runResult) {
+	t.Helper()
+	st, err := store.NewConfigMap(l.cs, testenv.KubeNamespace, cm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan runResult, 1)
+	go func() {
+		out, code := cli(t, append([]string{"run", version, "--config", "testdata/kube.yaml", "--evidence-dir", l.dir, "--as", "alice",
+			"--kubeconfig", l.kubeconfig, "--prometheus", l.prom, "--state-configmap", cm}, router...)...)
+		done <- runResult{out, code}
+	}()
+	waitRelease(t, st, version, "go/no-go", func(r *rollout.Release) bool { return r.Phase == rollout.Phase(rollout.StepGoNoGo) })
+	out, code := cli(t, "go", "--release", version, "--config", "testdata/kube.yaml", "--as", "alice",
+		"--kubeconfig", l.kubeconfig, "--state-configmap", cm, "--wait", "60s")
+	if code != exitComplete || !strings.Contains(out, "queued `go` for "+version+" as alice") || !strings.Contains(out, "applied: "+version+" is now") {
+		t.Fatalf("`canarybot go` on the ConfigMap: exit %d, want the engine to apply it:\n%s", code, out)
+	}
+	select {
+	case res := <-done:
+		return st, res
+	case <-time.After(90 * time.Second):
+		t.Fatal("run did not finish within 90 s")
+		return nil, runResult{}
+	}
+}
+
 // testRunOnKubernetes: `canarybot run --ingress --state-configmap` drives a
 // whole release, with the IC's GO sent by `canarybot go` on the ConfigMap, moving the
 // Ingress's weight once per stage and keeping the other owner's
@@ -392,35 +429,7 @@ func testRunOnKubernetes(t *testing.T, l *kubeLab) {
 	ing := l.canaryIngress(t)
 	weights, _ := l.watchWeights(t, ing)
 	cm := "canarybot-state-" + ing.Name[len(ing.Name)-5:]
-	st, err := store.NewConfigMap(l.cs, testenv.KubeNamespace, cm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	type result struct {
-		out  string
-		code int
-	}
-	done := make(chan result, 1)
-	go func() {
-		out, code := cli(t, "run", "v2.0.0", "--config", "testdata/kube.yaml", "--evidence-dir", l.dir, "--as", "alice",
-			"--kubeconfig", l.kubeconfig, "--prometheus", l.prom, "--ingress", ing.Name, "--stable-ingress", "spark",
-			"--state-configmap", cm)
-		done <- result{out, code}
-	}()
-	waitRelease(t, st, "v2.0.0", "go/no-go", func(r *rollout.Release) bool { return r.Phase == rollout.Phase(rollout.StepGoNoGo) })
-	// The IC's GO from another process, as `kubectl exec … canarybot go`
-	// sends it: queued on the ConfigMap, applied by the running engine.
-	out, code := cli(t, "go", "--release", "v2.0.0", "--config", "testdata/kube.yaml", "--as", "alice",
-		"--kubeconfig", l.kubeconfig, "--state-configmap", cm, "--wait", "60s")
-	if code != exitComplete || !strings.Contains(out, "queued `go` for v2.0.0 as alice") || !strings.Contains(out, "applied: v2.0.0 is now") {
-		t.Fatalf("`canarybot go` on the ConfigMap: exit %d, want the engine to apply it:\n%s", code, out)
-	}
-	var res result
-	select {
-	case res = <-done:
-	case <-time.After(90 * time.Second):
-		t.Fatal("run did not finish within 90 s")
-	}
+	st, res := l.runWithGo(t, "v2.0.0", cm, "--ingress", ing.Name, "--stable-ingress", "spark")
 	if res.code != exitComplete {
 		t.Fatalf("run exit %d, want 0:\n%s", res.code, tail(res.out, 40))
 	}
@@ -495,33 +504,8 @@ func testRunOnHTTPRoute(t *testing.T, l *kubeLab) {
 	if _, err := routes.Create(ctx, route, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	cm := "canarybot-state-route"
-	st, err := store.NewConfigMap(l.cs, testenv.KubeNamespace, cm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	type result struct {
-		out  string
-		code int
-	}
-	done := make(chan result, 1)
-	go func() {
-		out, code := cli(t, "run", "v2.1.0", "--config", "testdata/kube.yaml", "--evidence-dir", l.dir, "--as", "alice",
-			"--kubeconfig", l.kubeconfig, "--prometheus", l.prom, "--state-configmap", cm,
-			"--httproute", "spark-run", "--canary-service", "spark-canary", "--stable-service", "spark")
-		done <- result{out, code}
-	}()
-	waitRelease(t, st, "v2.1.0", "go/no-go", func(r *rollout.Release) bool { return r.Phase == rollout.Phase(rollout.StepGoNoGo) })
-	if out, code := cli(t, "go", "--release", "v2.1.0", "--config", "testdata/kube.yaml", "--as", "alice",
-		"--kubeconfig", l.kubeconfig, "--state-configmap", cm, "--wait", "60s"); code != exitComplete {
-		t.Fatalf("`canarybot go`: exit %d\n%s", code, out)
-	}
-	var res result
-	select {
-	case res = <-done:
-	case <-time.After(90 * time.Second):
-		t.Fatal("run did not finish within 90 s")
-	}
+	_, res := l.runWithGo(t, "v2.1.0", "canarybot-state-route",
+		"--httproute", "spark-run", "--canary-service", "spark-canary", "--stable-service", "spark")
 	if res.code != exitComplete || !strings.Contains(res.out, "traffic on HTTPRoute spark/spark-run") {
 		t.Fatalf("run exit %d, want 0 on the HTTPRoute:\n%s", res.code, tail(res.out, 40))
 	}
