@@ -306,21 +306,33 @@ func (h *engineHost) Start(ctx context.Context, version, ic string) (*rollout.Re
 	} else if err != nil && !errors.Is(err, rollout.ErrNotFound) {
 		return nil, err
 	}
-	id := version
-	for n := 2; ; n++ {
-		_, err := h.store.Load(ctx, id)
-		if errors.Is(err, rollout.ErrNotFound) {
-			break
-		}
-		// A dropped release's ID stays taken (store.ErrPruned).
-		if err != nil && !errors.Is(err, store.ErrPruned) {
-			return nil, err
-		}
-		id = fmt.Sprintf("%s-%d", version, n)
+	id, err := freeReleaseID(ctx, h.store, version)
+	if err != nil {
+		return nil, err
 	}
 	return h.launch(ctx, id, version, func(ctx context.Context, e *hostedEngine) (*rollout.Release, error) {
 		return e.Runner.Start(ctx, id, version, ic, time.Time{})
 	})
+}
+
+// freeReleaseID is the ID of a new release of version: the version, or
+// version-2, -3, … when the store holds (or held, and dropped) a release
+// under it.
+func freeReleaseID(ctx context.Context, st interface {
+	Load(ctx context.Context, id string) (*rollout.Release, error)
+}, version string) (string, error) {
+	id := version
+	for n := 2; ; n++ {
+		_, err := st.Load(ctx, id)
+		if errors.Is(err, rollout.ErrNotFound) {
+			return id, nil
+		}
+		// A dropped release's ID stays taken (store.ErrPruned).
+		if err != nil && !errors.Is(err, store.ErrPruned) {
+			return "", err
+		}
+		id = fmt.Sprintf("%s-%d", version, n)
+	}
 }
 
 // launch builds the engine of a release, creates the release with create

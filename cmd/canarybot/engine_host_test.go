@@ -93,3 +93,44 @@ func TestEngineHostDrivesOnAfterConflict(t *testing.T) {
 		t.Errorf("router at %d%%, want 100", w)
 	}
 }
+
+// releaseIDs is a store's answers to Load, by ID; an ID not listed is not
+// found.
+type releaseIDs map[string]error
+
+func (s releaseIDs) Load(_ context.Context, id string) (*rollout.Release, error) {
+	err, ok := s[id]
+	if !ok {
+		return nil, rollout.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &rollout.Release{ID: id, Phase: rollout.PhaseComplete}, nil
+}
+
+// TestFreeReleaseID: a new release of a version takes the first ID no
+// release holds or held: a release dropped from the state ConfigMap keeps
+// its ID, or the new one would reopen its evidence and be taken for it.
+func TestFreeReleaseID(t *testing.T) {
+	broken := errors.New("get ConfigMap spark/canarybot-state: connection refused")
+	for _, tt := range []struct {
+		name    string
+		store   releaseIDs
+		want    string
+		wantErr error
+	}{
+		{name: "first release of the version", store: releaseIDs{}, want: "v1.4.0"},
+		{name: "an ended release holds it", store: releaseIDs{"v1.4.0": nil}, want: "v1.4.0-2"},
+		{name: "a dropped release holds it", store: releaseIDs{"v1.4.0": store.ErrPruned}, want: "v1.4.0-2"},
+		{name: "both held", store: releaseIDs{"v1.4.0": store.ErrPruned, "v1.4.0-2": nil}, want: "v1.4.0-3"},
+		{name: "the store fails", store: releaseIDs{"v1.4.0": broken}, wantErr: broken},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := freeReleaseID(t.Context(), tt.store, "v1.4.0")
+			if got != tt.want || !errors.Is(err, tt.wantErr) || (tt.wantErr == nil && err != nil) {
+				t.Errorf("freeReleaseID = %q, %v; want %q, %v", got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
