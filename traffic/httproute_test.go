@@ -837,18 +837,7 @@ func addFutureFields(t testing.TB, crd *unstructured.Unstructured) {
 func BenchmarkHTTPRouteRollback(b *testing.B) {
 	k := gatewayKube(b)
 	name := createRoute(b, dynamicClient(b, k.Config(k.AdminToken)), "spark")
-	router := newRouteRouter(b, k.Config(k.AdminToken), name)
-	ctx := context.Background()
-	for b.Loop() {
-		b.StopTimer()
-		if err := router.SetWeight(ctx, 25); err != nil {
-			b.Fatal(err)
-		}
-		b.StartTimer()
-		if err := router.SetWeight(ctx, 0); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchRollback(b, newRouteRouter(b, k.Config(k.AdminToken), name))
 }
 
 // BenchmarkHTTPRoutePromote is a stage change: Get, Update at the read
@@ -856,14 +845,5 @@ func BenchmarkHTTPRouteRollback(b *testing.B) {
 func BenchmarkHTTPRoutePromote(b *testing.B) {
 	k := gatewayKube(b)
 	name := createRoute(b, dynamicClient(b, k.Config(k.AdminToken)), "spark")
-	router := newRouteRouter(b, k.Config(k.AdminToken), name)
-	ctx := context.Background()
-	weights := []int{1, 5, 25, 50, 100}
-	i := 0
-	for b.Loop() {
-		if err := router.SetWeight(ctx, weights[i%len(weights)]); err != nil {
-			b.Fatal(err)
-		}
-		i++
-	}
+	benchPromote(b, newRouteRouter(b, k.Config(k.AdminToken), name))
 }
