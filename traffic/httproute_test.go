@@ -477,24 +477,11 @@ func TestHTTPRouteRacesOtherWriters(t *testing.T) {
 	name := createRoute(t, dyn, "spark")
 	router := newRouteRouter(t, k.Config(k.AdminToken), name)
 	const writers, writes = 3, 10
-	var wg sync.WaitGroup
-	for w := range writers {
-		wg.Go(func() {
-			for i := range writes {
-				patch := fmt.Sprintf(`{"metadata":{"labels":{"example.com/writer-%d":"%d"}}}`, w, i)
-				if _, err := dyn.Resource(httpRouteResource).Namespace(testenv.KubeNamespace).Patch(context.Background(), name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
-					t.Errorf("writer %d: %v", w, err)
-					return
-				}
-			}
-		})
-	}
-	for _, weight := range []int{1, 5, 25, 50, 100, 0, 5} {
-		if err := router.SetWeight(t.Context(), weight); err != nil {
-			t.Errorf("SetWeight(%d) while others write: %v", weight, err)
-		}
-	}
-	wg.Wait()
+	whileOthersWrite(t, router, writers, writes, func(w, i int) error {
+		patch := fmt.Sprintf(`{"metadata":{"labels":{"example.com/writer-%d":"%d"}}}`, w, i)
+		_, err := dyn.Resource(httpRouteResource).Namespace(testenv.KubeNamespace).Patch(context.Background(), name, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
+		return err
+	})
 	after := getRoute(t, dyn, name)
 	for w := range writers {
 		if v := after.GetLabels()[fmt.Sprintf("example.com/writer-%d", w)]; v != strconv.Itoa(writes-1) {

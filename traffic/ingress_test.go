@@ -253,24 +253,11 @@ func TestIngressRacesOtherWriters(t *testing.T) {
 	name := canaryIngress(t, cs, nil)
 	router := newRouter(t, k.Config(k.AdminToken), name)
 	const writers, writes = 4, 15
-	var wg sync.WaitGroup
-	for w := range writers {
-		wg.Go(func() {
-			for i := range writes {
-				patch := fmt.Sprintf(`{"metadata":{"annotations":{"example.com/writer-%d":"%d"}}}`, w, i)
-				if _, err := cs.NetworkingV1().Ingresses(testenv.KubeNamespace).Patch(context.Background(), name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
-					t.Errorf("writer %d: %v", w, err)
-					return
-				}
-			}
-		})
-	}
-	for _, weight := range []int{1, 5, 25, 50, 100, 0, 5} {
-		if err := router.SetWeight(t.Context(), weight); err != nil {
-			t.Errorf("SetWeight(%d) while others write: %v", weight, err)
-		}
-	}
-	wg.Wait()
+	whileOthersWrite(t, router, writers, writes, func(w, i int) error {
+		patch := fmt.Sprintf(`{"metadata":{"annotations":{"example.com/writer-%d":"%d"}}}`, w, i)
+		_, err := cs.NetworkingV1().Ingresses(testenv.KubeNamespace).Patch(context.Background(), name, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
+		return err
+	})
 	got, _ := annotations(t, cs, name)
 	for w := range writers {
 		if v := got[fmt.Sprintf("example.com/writer-%d", w)]; v != strconv.Itoa(writes-1) {
@@ -397,7 +384,31 @@ func BenchmarkIngressPromote(b *testing.B) {
 	benchPromote(b, newRouter(b, k.Config(k.AdminToken), name))
 }
 
-// weightSetter is the router method the benchmarks time.
+// whileOthersWrite moves router through the stages while writers each
+// change the object writes times with write(w, i), as other controllers
+// and people do.
+func whileOthersWrite(t *testing.T, router weightSetter, writers, writes int, write func(w, i int) error) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range writes {
+				if err := write(w, i); err != nil {
+					t.Errorf("writer %d: %v", w, err)
+					return
+				}
+			}
+		})
+	}
+	for _, weight := range []int{1, 5, 25, 50, 100, 0, 5} {
+		if err := router.SetWeight(t.Context(), weight); err != nil {
+			t.Errorf("SetWeight(%d) while others write: %v", weight, err)
+		}
+	}
+	wg.Wait()
+}
+
+// weightSetter is the router method the benchmarks and whileOthersWrite use.
 type weightSetter interface {
 	SetWeight(ctx context.Context, weight int) error
 }
