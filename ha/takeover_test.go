@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -250,26 +249,9 @@ func replicaMain(raw string) int {
 type replica struct {
 	name   string
 	cmd    *exec.Cmd
-	stderr *lockedBuffer
+	stderr *testenv.SyncBuffer
 	lines  chan replicaLine
 	done   chan struct{}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func startReplica(t *testing.T, spec replicaSpec, kubeconfig string) *replica {
@@ -284,7 +266,7 @@ func startReplica(t *testing.T, spec replicaSpec, kubeconfig string) *replica {
 	}
 	cmd := exec.Command(exe, "-test.run=^$")
 	cmd.Env = append(os.Environ(), replicaEnv+"="+string(raw), "KUBECONFIG="+kubeconfig)
-	r := &replica{name: spec.Identity, cmd: cmd, stderr: &lockedBuffer{}, lines: make(chan replicaLine, 16), done: make(chan struct{})}
+	r := &replica{name: spec.Identity, cmd: cmd, stderr: &testenv.SyncBuffer{}, lines: make(chan replicaLine, 16), done: make(chan struct{})}
 	cmd.Stderr = r.stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -552,5 +534,3 @@ func TestLeaderKilledMidStage(t *testing.T) {
 		t.Errorf("lease still held by %q after the release finished", h)
 	}
 }
-
-var _ io.Writer = (*lockedBuffer)(nil)

@@ -1,34 +1,16 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/canarybot/canarybot/internal/testenv"
 )
-
-// syncBuffer is a log sink the server's goroutines may write to at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestShutdownDropsLateWorkAfterTimeout: a command whose answer is still
 // being worked on when the server is asked to stop is waited for only
@@ -43,7 +25,7 @@ func TestShutdownDropsLateWorkAfterTimeout(t *testing.T) {
 		stopped <- ctx.Err()
 		return SlackResponse{Text: "too late"}
 	}
-	logs := &syncBuffer{}
+	logs := &testenv.SyncBuffer{}
 	s, _ := newTest(slow, func(o *Options) {
 		o.AckTimeout = 10 * time.Millisecond
 		o.ShutdownTimeout = 100 * time.Millisecond
@@ -107,7 +89,7 @@ func TestShutdownWaitsForLateWorkThatFinishes(t *testing.T) {
 		close(handled)
 		return SlackResponse{Text: "done"}
 	}
-	logs := &syncBuffer{}
+	logs := &testenv.SyncBuffer{}
 	s, _ := newTest(h, func(o *Options) {
 		o.AckTimeout = 10 * time.Millisecond
 		o.ShutdownTimeout = time.Minute

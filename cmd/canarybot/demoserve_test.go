@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/canarybot/canarybot/checks"
+	"github.com/canarybot/canarybot/internal/testenv"
 )
 
 // TestDemoServe runs `demo serve` in-process, probes what it prints, and
@@ -28,7 +29,7 @@ func TestDemoServe(t *testing.T) {
 			t.Parallel()
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			var out syncBuffer
+			var out testenv.SyncBuffer
 			g := &globals{out: &out, errOut: &out, logLevel: "error"}
 			done := make(chan int, 1)
 			go func() {
@@ -79,7 +80,7 @@ var servedURL = regexp.MustCompile(`(?m)^  (stable|canary|router) +(http://127\.
 
 // waitForURLs reads the stack's URLs from the command's output once it has
 // printed them.
-func waitForURLs(t *testing.T, out *syncBuffer, done <-chan int) map[string]string {
+func waitForURLs(t *testing.T, out *testenv.SyncBuffer, done <-chan int) map[string]string {
 	t.Helper()
 	deadline := time.After(30 * time.Second)
 	for {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,7 +15,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -183,29 +181,12 @@ func waitRelease(t *testing.T, st *store.ConfigMap, id, what string, cond func(*
 	}
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // serveReplica is one `canarybot serve` replica, in this process with a
 // context of its own.
 type serveReplica struct {
 	name   string
 	url    string
-	out    *lockedBuffer
+	out    *testenv.SyncBuffer
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -231,7 +212,7 @@ func startServeReplica(t *testing.T, l *kubeLab, name string, extra ...string) *
 		"--identity", name, "--lease-duration", "2s", "--lease-renew-deadline", "1s", "--lease-retry-period", "250ms",
 	}, extra...)
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &serveReplica{name: name, url: "http://" + addr, out: &lockedBuffer{}, cancel: cancel, done: make(chan error, 1)}
+	r := &serveReplica{name: name, url: "http://" + addr, out: &testenv.SyncBuffer{}, cancel: cancel, done: make(chan error, 1)}
 	root := newRoot(r.out, r.out)
 	root.SetArgs(args)
 	go func() { r.done <- root.ExecuteContext(ctx) }()

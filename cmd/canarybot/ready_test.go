@@ -34,7 +34,7 @@ import (
 // by newRoot does not know them.)
 func runCmd(t testing.TB, ctx context.Context, newCmd func(*globals) *cobra.Command, evidenceDir string, args ...string) (string, int) {
 	t.Helper()
-	var out syncBuffer
+	var out testenv.SyncBuffer
 	g := &globals{out: &out, errOut: &out, logLevel: "error", evidenceDir: evidenceDir}
 	code := runWith(ctx, g, newCmd, args...)
 	return out.String(), code
@@ -52,25 +52,6 @@ func runWith(ctx context.Context, g *globals, newCmd func(*globals) *cobra.Comma
 		fmt.Fprintln(g.errOut, err)
 	}
 	return exitCode(err)
-}
-
-// syncBuffer is a buffer written by a running command and read by the
-// test meanwhile.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func writeFile(t testing.TB, dir, name, content string) string {

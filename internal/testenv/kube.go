@@ -54,7 +54,7 @@ type KubeServer struct {
 	// permissions until a test applies a Role binding to it.
 	AdminToken, BotToken string
 	Dir                  string
-	log                  *syncBuffer
+	log                  *SyncBuffer
 	stop                 func()
 }
 
@@ -111,7 +111,7 @@ current-context: test
 }
 
 // Log returns the tail of etcd's and the API server's logs.
-func (k *KubeServer) Log() string { return k.log.tail(logTail) }
+func (k *KubeServer) Log() string { return k.log.Tail(logTail) }
 
 // Stop kills the API server and etcd and removes their files.
 func (k *KubeServer) Stop() { k.stop() }
@@ -187,7 +187,7 @@ func startKube(dir, etcdBin, apiserverBin string) (*KubeServer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kube: %w", err)
 	}
-	log := &syncBuffer{}
+	log := &SyncBuffer{}
 	var procs []*process
 	stopAll := func() {
 		for i := len(procs) - 1; i >= 0; i-- {
@@ -263,7 +263,7 @@ func startKube(dir, etcdBin, apiserverBin string) (*KubeServer, error) {
 		if strings.Contains(log.String(), "address already in use") {
 			return nil, fmt.Errorf("a port was taken before the servers bound it: %w", errAddrInUse)
 		}
-		return nil, fmt.Errorf("%w\nlogs:\n%s", err, log.tail(logTail))
+		return nil, fmt.Errorf("%w\nlogs:\n%s", err, log.Tail(logTail))
 	}
 	cs, err := kubernetes.NewForConfig(k.Config(admin))
 	if err == nil {
@@ -368,7 +368,7 @@ type process struct {
 	err    error
 }
 
-func startProcess(log *syncBuffer, binary string, args ...string) (*process, error) {
+func startProcess(log *SyncBuffer, binary string, args ...string) (*process, error) {
 	cmd := exec.Command(binary, args...)
 	cmd.Stdout, cmd.Stderr = log, log
 	setProcessGroup(cmd)

@@ -55,8 +55,8 @@ type PostgresServer struct {
 	Port, BouncerPort int
 	// Dir holds the cluster, the archive and pgBouncer's files.
 	Dir string
-	pg  *syncBuffer
-	pgb *syncBuffer
+	pg  *SyncBuffer
+	pgb *SyncBuffer
 }
 
 // DSN is a URL for database db on PostgreSQL itself.
@@ -75,7 +75,7 @@ func (s *PostgresServer) AdminDSN() string { return s.BouncerDSN("pgbouncer") }
 
 // Log is the tail of both servers' logs, to explain a failure.
 func (s *PostgresServer) Log() string {
-	return "postgres:\n" + s.pg.tail(logTail) + "\npgbouncer:\n" + s.pgb.tail(logTail)
+	return "postgres:\n" + s.pg.Tail(logTail) + "\npgbouncer:\n" + s.pgb.Tail(logTail)
 }
 
 // CreateDatabase creates a fresh database named after the test, runs each
@@ -158,7 +158,7 @@ func Postgres(t testing.TB, cfg PostgresConfig) *PostgresServer {
 			}
 		}
 	}
-	srv := &PostgresServer{Dir: dir, pg: &syncBuffer{}, pgb: &syncBuffer{}}
+	srv := &PostgresServer{Dir: dir, pg: &SyncBuffer{}, pgb: &SyncBuffer{}}
 
 	data := filepath.Join(dir, "data")
 	initdb := exec.Command(filepath.Join(bin, "initdb"), "-D", data, "-U", PostgresUser, "--auth=trust",
@@ -225,7 +225,7 @@ func (s *PostgresServer) startPostgres(t testing.TB, bin string, cred *syscall.C
 		if strings.Contains(s.pg.String(), "already in use") {
 			return fmt.Errorf("port %d was taken before PostgreSQL bound it: %w", port, errAddrInUse)
 		}
-		return fmt.Errorf("PostgreSQL: %w\nlog:\n%s", err, s.pg.tail(logTail))
+		return fmt.Errorf("PostgreSQL: %w\nlog:\n%s", err, s.pg.Tail(logTail))
 	}
 	return nil
 }
@@ -272,14 +272,14 @@ server_login_retry = 1
 		if strings.Contains(s.pgb.String(), "in use") {
 			return fmt.Errorf("port %d was taken before pgBouncer bound it: %w", port, errAddrInUse)
 		}
-		return fmt.Errorf("pgBouncer: %w\nlog:\n%s", err, s.pgb.tail(logTail))
+		return fmt.Errorf("pgBouncer: %w\nlog:\n%s", err, s.pgb.Tail(logTail))
 	}
 	return nil
 }
 
 // start runs cmd as cred in its own process group and stops it at
 // cleanup; the channel closes when the process has exited.
-func (s *PostgresServer) start(t testing.TB, cmd *exec.Cmd, cred *syscall.Credential, log *syncBuffer) (<-chan struct{}, error) {
+func (s *PostgresServer) start(t testing.TB, cmd *exec.Cmd, cred *syscall.Credential, log *SyncBuffer) (<-chan struct{}, error) {
 	cmd.Dir = s.Dir
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: cred}

@@ -30,7 +30,7 @@ type Server struct {
 	binary string
 	args   []string
 	ready  func() error
-	log    *syncBuffer
+	log    *SyncBuffer
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -39,7 +39,7 @@ type Server struct {
 
 // Log returns the last few KiB of the server's own log, to explain a
 // failure.
-func (s *Server) Log() string { return s.log.tail(logTail) }
+func (s *Server) Log() string { return s.log.Tail(logTail) }
 
 // Running says whether the process is up (it may not be ready yet).
 func (s *Server) Running() bool {
@@ -88,7 +88,7 @@ func (s *Server) startLocked() error {
 		if strings.Contains(s.log.String(), "address already in use") {
 			return fmt.Errorf("%s: the port was taken before it bound it: %w", s.name, errAddrInUse)
 		}
-		return fmt.Errorf("%w\n%s log:\n%s", err, s.name, s.log.tail(logTail))
+		return fmt.Errorf("%w\n%s log:\n%s", err, s.name, s.log.Tail(logTail))
 	}
 	s.cmd, s.exited = cmd, exited
 	return nil
@@ -141,13 +141,13 @@ func startServer(t testing.TB, spec processSpec) *Server {
 			URL: base, Dir: spec.dir, name: spec.name, binary: spec.binary,
 			args:  spec.args(addr),
 			ready: func() error { return spec.ready(base) },
-			log:   &syncBuffer{},
+			log:   &SyncBuffer{},
 		}
 		if lastErr = s.Start(); lastErr == nil {
 			t.Cleanup(func() {
 				s.Stop()
 				if t.Failed() {
-					t.Logf("testenv: %s at %s logged:\n%s", s.name, s.URL, s.log.tail(logTail))
+					t.Logf("testenv: %s at %s logged:\n%s", s.name, s.URL, s.log.Tail(logTail))
 				}
 			})
 			return s

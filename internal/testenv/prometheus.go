@@ -4,7 +4,6 @@
 package testenv
 
 import (
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -17,7 +16,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -139,12 +137,12 @@ type PrometheusServer struct {
 	// Dir holds the configuration file and the TSDB; it is removed at
 	// cleanup.
 	Dir string
-	log *syncBuffer
+	log *SyncBuffer
 }
 
 // Log returns the last few KiB of the server's own log, to explain a
 // failure.
-func (s *PrometheusServer) Log() string { return s.log.tail(logTail) }
+func (s *PrometheusServer) Log() string { return s.log.Tail(logTail) }
 
 // Prometheus starts PrometheusBinary (or else the prometheus on PATH) on a
 // free loopback port with the given scrape targets, rule files and TLS,
@@ -234,7 +232,7 @@ func startPrometheus(t testing.TB, binary, dir, configFile string, l listener) (
 	if err != nil {
 		return nil, fmt.Errorf("creating the TSDB directory: %w", err)
 	}
-	log := &syncBuffer{}
+	log := &SyncBuffer{}
 	args := []string{
 		"--config.file=" + configFile,
 		"--storage.tsdb.path=" + dataDir,
@@ -268,12 +266,12 @@ func startPrometheus(t testing.TB, binary, dir, configFile string, l listener) (
 		if strings.Contains(log.String(), "address already in use") {
 			return nil, fmt.Errorf("port %d was taken before Prometheus bound it: %w", port, errAddrInUse)
 		}
-		return nil, fmt.Errorf("%w\nPrometheus log:\n%s", err, log.tail(logTail))
+		return nil, fmt.Errorf("%w\nPrometheus log:\n%s", err, log.Tail(logTail))
 	}
 	t.Cleanup(func() {
 		stop()
 		if t.Failed() {
-			t.Logf("testenv: Prometheus at %s logged:\n%s", srv.URL, log.tail(logTail))
+			t.Logf("testenv: Prometheus at %s logged:\n%s", srv.URL, log.Tail(logTail))
 		}
 	})
 	return srv, nil
@@ -386,31 +384,4 @@ func targetHost(addr string) (string, error) {
 		return "", fmt.Errorf("address %q is not host:port (e.g. 127.0.0.1:8080): %w", addr, err)
 	}
 	return addr, nil
-}
-
-// syncBuffer collects the server's output, written from the exec package's
-// copying goroutines and read by the test.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *syncBuffer) tail(n int) string {
-	s := b.String()
-	if len(s) > n {
-		s = "…" + s[len(s)-n:]
-	}
-	return s
 }
